@@ -1,0 +1,1 @@
+//! Holder package for loom's examples (`demo.rs`, ...); nothing to link.

@@ -1,0 +1,212 @@
+//! The fiber control block: everything the runtime knows about one fiber.
+//!
+//! It lives at the very top of the fiber's own stack slot, above the range
+//! handed to corosensei, next to the slot for the fiber's result:
+//!
+//! ```text
+//! slot top ─▶ +-------------------------+
+//!             | FiberControl            |  CONTROL_BYTES
+//!             +-------------------------+
+//!             | thread::Result<T>       |  written when the fiber returns
+//!   base ───▶ +-------------------------+
+//!             | corosensei frames, the  |
+//!             | closure, the fiber's    |
+//!             | own frames ... ▼        |
+//!  limit ───▶ +-------------------------+
+//!             | guard page              |
+//!             +-------------------------+
+//! ```
+//!
+//! So spawning allocates nothing, and the stack-overflow handler finds the
+//! name of an overflowing fiber at a fixed offset from the slot's top.
+
+use std::cell::{Cell, UnsafeCell};
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+
+use corosensei::{Coroutine, Yielder};
+
+use super::stack::{PooledStack, StackSlot};
+use crate::list::Link;
+use crate::sys::round_up;
+
+/// The coroutine type every fiber runs in.
+pub(crate) type FiberCoroutine = Coroutine<(), (), (), PooledStack>;
+
+/// Bytes reserved at the top of every stack slot for the control block.
+pub(crate) const CONTROL_BYTES: usize = round_up(size_of::<FiberControl>(), 64);
+
+/// Written into a control block while its fiber exists; the overflow
+/// handler trusts only blocks that carry it.
+const LIVE_MAGIC: u32 = 0x4c4f_4f4d; // "LOOM"
+
+/// Where a fiber is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FiberState {
+    /// In the run queue.
+    Runnable,
+    /// The fiber the loop is executing.
+    Running,
+    /// Blocked in a blocking call; only `Scheduler::wake` makes it runnable.
+    Suspended,
+    /// Returned (or panicked); its result waits for the JoinHandle.
+    Finished,
+}
+
+/// The longest fiber name kept, in bytes; longer names are truncated at a
+/// character boundary.
+pub const MAX_NAME_BYTES: usize = 46;
+
+/// A fiber name stored inline, so naming a fiber never allocates.
+#[derive(Clone, Copy)]
+pub(crate) struct FiberName {
+    len: u8,
+    bytes: [u8; MAX_NAME_BYTES],
+}
+
+impl FiberName {
+    pub(crate) const fn empty() -> Self {
+        FiberName {
+            len: 0,
+            bytes: [0; MAX_NAME_BYTES],
+        }
+    }
+
+    pub(crate) fn new(name: &str) -> Self {
+        let mut end = name.len().min(MAX_NAME_BYTES);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut out = FiberName::empty();
+        out.bytes[..end].copy_from_slice(&name.as_bytes()[..end]);
+        out.len = end as u8;
+        out
+    }
+
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        if self.len == 0 {
+            return None;
+        }
+        // Built from a &str cut at a char boundary.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).ok()
+    }
+}
+
+impl std::fmt::Debug for FiberName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+/// See the module documentation. Fields are `Cell`s because the loop, the
+/// fiber itself and JoinHandles all reach it through shared references.
+#[repr(C)]
+pub(crate) struct FiberControl {
+    magic: Cell<u32>,
+    /// Membership of the run queue.
+    pub(crate) run_link: Link,
+    /// Membership of the loop's list of unfinished fibers.
+    pub(crate) all_link: Link,
+    pub(crate) state: Cell<FiberState>,
+    /// Sticky: every blocking call from now on returns `Interrupted`.
+    pub(crate) cancelled: Cell<bool>,
+    /// The JoinHandle was dropped; nobody will collect the result.
+    pub(crate) detached: Cell<bool>,
+    /// The fiber blocked in `join` on this one.
+    pub(crate) joiner: Cell<Option<NonNull<FiberControl>>>,
+    /// Set when the fiber first runs.
+    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
+    /// Initialised by spawn, moved out when the fiber finishes.
+    pub(crate) coroutine: UnsafeCell<MaybeUninit<FiberCoroutine>>,
+    /// Where the fiber's `thread::Result<T>` goes (type known to JoinHandle).
+    pub(crate) result: *mut u8,
+    pub(crate) slot: StackSlot,
+    pub(crate) id: u64,
+    pub(crate) name: FiberName,
+}
+
+impl FiberControl {
+    pub(crate) fn new(slot: StackSlot, result: *mut u8, id: u64, name: FiberName) -> Self {
+        FiberControl {
+            magic: Cell::new(LIVE_MAGIC),
+            run_link: Link::new(),
+            all_link: Link::new(),
+            state: Cell::new(FiberState::Runnable),
+            cancelled: Cell::new(false),
+            detached: Cell::new(false),
+            joiner: Cell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            coroutine: UnsafeCell::new(MaybeUninit::uninit()),
+            result,
+            slot,
+            id,
+            name,
+        }
+    }
+
+    /// Called just before the slot goes back to the pool.
+    pub(crate) fn retire(&self) {
+        debug_assert_eq!(self.state.get(), FiberState::Finished);
+        self.magic.set(0);
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state.get() == FiberState::Finished
+    }
+}
+
+/// What the overflow handler prints about a fiber.
+pub(crate) struct OverflowReport {
+    name: FiberName,
+    pub(crate) id: u64,
+    pub(crate) stack_bytes: usize,
+}
+
+impl OverflowReport {
+    pub(crate) fn name(&self) -> &[u8] {
+        match self.name.len {
+            0 => b"<unnamed>",
+            n => &self.name.bytes[..n as usize],
+        }
+    }
+}
+
+/// Reads the control block of the slot ending at `top`, if a fiber lives
+/// there. Async-signal-safe: plain loads, no allocation, no locks.
+///
+/// # Safety
+/// `top` is the end of a registered, mapped stack slot.
+pub(crate) unsafe fn describe_for_overflow(top: usize) -> Option<OverflowReport> {
+    let control = (top - CONTROL_BYTES) as *const FiberControl;
+    // SAFETY: the slot's top page is mapped (this function's contract); a
+    // stale or never-used block simply lacks the magic. Volatile keeps the
+    // compiler from assuming anything about memory it did not see written.
+    let magic = unsafe { std::ptr::read_volatile(&raw const (*control).magic) }.get();
+    if magic != LIVE_MAGIC {
+        return None;
+    }
+    // SAFETY: a live block was fully initialised by spawn; these fields are
+    // plain data written before the fiber first ran.
+    unsafe {
+        Some(OverflowReport {
+            name: std::ptr::read_volatile(&raw const (*control).name),
+            id: std::ptr::read_volatile(&raw const (*control).id),
+            stack_bytes: (*control).slot.stack_bytes(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_truncated_at_char_boundaries() {
+        assert_eq!(FiberName::new("conn").as_str(), Some("conn"));
+        assert_eq!(FiberName::new("").as_str(), None);
+        let long = "é".repeat(40); // 80 bytes
+        let name = FiberName::new(&long);
+        assert_eq!(name.as_str().unwrap().len(), 46);
+        assert!(long.starts_with(name.as_str().unwrap()));
+    }
+}

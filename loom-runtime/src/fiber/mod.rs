@@ -1,0 +1,235 @@
+//! Fibers: spawning, joining, cancelling, and asking who is running.
+//!
+//! A fiber is a closure running on its own pooled, guard-paged stack,
+//! scheduled cooperatively by the event loop of the thread that spawned it.
+//! It switches away only inside a blocking call (`join`, `sleep`, waiting
+//! for a free stack, and the I/O calls to come) or [`yield_now`]; between
+//! those it runs uninterrupted, so thread-locals are sound inside fibers, but
+//! a `RefCell` borrow must not be held across a blocking call.
+//!
+//! # Examples
+//!
+//! ```
+//! let rt = loom::Runtime::builder().build()?;
+//! let sum = rt.run(|| {
+//!     let handles: Vec<_> = (0..10u64).map(|i| loom::spawn(move || i * i)).collect();
+//!     handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(sum, 285);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+pub(crate) mod control;
+mod join;
+pub(crate) mod overflow;
+pub(crate) mod stack;
+
+use std::fmt;
+use std::io;
+use std::num::NonZeroU64;
+
+use self::control::FiberName;
+pub use self::control::MAX_NAME_BYTES;
+pub use self::join::JoinHandle;
+pub use self::stack::{MAX_STACK_BYTES, MIN_STACK_BYTES};
+use crate::rt::event_loop::with_current;
+
+/// Spawns `f` as a fiber on the current loop and returns its handle.
+///
+/// The new fiber is queued behind the fibers already runnable; the caller
+/// keeps running. `f` need not be `Send`: a fiber never leaves its loop's
+/// thread. Spawning takes a stack from the pool and writes the fiber's
+/// control block and closure onto it, so it does not allocate.
+///
+/// # Back-pressure
+///
+/// When `max_fibers` stacks are in use, the calling fiber waits until one is
+/// released (FIFO among waiters). Use [`Builder::spawn`] to get that wait's
+/// cancellation or a stack reservation failure as an `io::Error` instead.
+///
+/// # Panics
+///
+/// Outside a loom runtime, if the calling fiber is cancelled while waiting
+/// for a stack, if no stack can be reserved, or if `T` is too large to be
+/// kept on the fiber's stack.
+///
+/// # Examples
+///
+/// ```
+/// loom::Runtime::builder().build()?.run(|| {
+///     let handle = loom::spawn(|| "hello from a fiber");
+///     assert_eq!(handle.join().unwrap(), "hello from a fiber");
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[track_caller]
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match Builder::new().spawn(f) {
+        Ok(handle) => handle,
+        Err(e) => panic!("loom::spawn failed: {e}"),
+    }
+}
+
+/// Fiber factory, to configure a fiber's name and stack size.
+///
+/// # Examples
+///
+/// ```
+/// loom::Runtime::builder().build()?.run(|| -> std::io::Result<()> {
+///     let handle = loom::fiber::Builder::new()
+///         .name("conn")
+///         .stack_size(16 * 1024)
+///         .spawn(|| loom::fiber::current().name().map(str::to_owned))?;
+///     assert_eq!(handle.join().unwrap().as_deref(), Some("conn"));
+///     Ok(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Builder {
+    name: FiberName,
+    stack_bytes: Option<usize>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    /// A builder for an unnamed fiber with the runtime's default stack size.
+    pub const fn new() -> Builder {
+        Builder {
+            name: FiberName::empty(),
+            stack_bytes: None,
+        }
+    }
+
+    /// Names the fiber (copied inline; at most [`MAX_NAME_BYTES`] bytes are
+    /// kept). The name shows in panic messages, stack-overflow reports and
+    /// [`current`].
+    pub fn name(mut self, name: &str) -> Builder {
+        self.name = FiberName::new(name);
+        self
+    }
+
+    /// Sets the fiber's stack size in bytes, rounded up to whole pages. It
+    /// must be within [`MIN_STACK_BYTES`]`..=`[`MAX_STACK_BYTES`]; stacks of
+    /// each size are pooled separately.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_bytes = Some(bytes);
+        self
+    }
+
+    /// Spawns the fiber (see [`spawn`]).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a stack size out of range or a return type too
+    /// large for the stack; `Interrupted` if the calling fiber is cancelled
+    /// while waiting for a stack (see [`spawn`]'s back-pressure); the
+    /// reservation's error if the pool cannot grow.
+    ///
+    /// # Panics
+    ///
+    /// Outside a loom runtime.
+    #[track_caller]
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let stack_bytes = self
+            .stack_bytes
+            .map(stack::validate_stack_bytes)
+            .transpose()?;
+        crate::rt::event_loop::current_rc("loom::spawn").spawn(self.name, stack_bytes, f)
+    }
+}
+
+/// A fiber's identifier, unique among the fibers of one runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FiberId(NonZeroU64);
+
+impl FiberId {
+    pub(crate) fn new(raw: u64) -> FiberId {
+        FiberId(NonZeroU64::new(raw).expect("fiber ids start at 1"))
+    }
+
+    /// The id as a number.
+    pub fn as_u64(&self) -> NonZeroU64 {
+        self.0
+    }
+}
+
+impl fmt::Display for FiberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A description of a fiber: its id and name.
+#[derive(Clone, Copy, Debug)]
+pub struct Fiber {
+    id: FiberId,
+    name: FiberName,
+}
+
+impl Fiber {
+    pub(crate) fn of(control: &control::FiberControl) -> Fiber {
+        Fiber {
+            id: FiberId::new(control.id),
+            name: control.name,
+        }
+    }
+
+    /// The fiber's id.
+    pub fn id(&self) -> FiberId {
+        self.id
+    }
+
+    /// The fiber's name, if it was given one. The main fiber is `"main"`.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_str()
+    }
+}
+
+/// The fiber that is running.
+///
+/// # Panics
+///
+/// Outside a fiber; see [`try_current`].
+#[track_caller]
+pub fn current() -> Fiber {
+    with_current("loom::fiber::current", |lp| {
+        Fiber::of(lp.current_fiber("loom::fiber::current"))
+    })
+}
+
+/// The fiber that is running, or `None` outside a loom runtime.
+pub fn try_current() -> Option<Fiber> {
+    if !crate::rt::event_loop::in_runtime() {
+        return None;
+    }
+    with_current("loom::fiber::try_current", |lp| {
+        // SAFETY: the running fiber's block is valid while it runs.
+        lp.sched.current().map(|f| Fiber::of(unsafe { f.as_ref() }))
+    })
+}
+
+/// Puts the running fiber at the back of the run queue, letting every fiber
+/// that is runnable now run first. It never blocks and is not a
+/// cancellation point.
+///
+/// # Panics
+///
+/// Outside a fiber.
+#[track_caller]
+pub fn yield_now() {
+    with_current("loom::yield_now", |lp| lp.sched.yield_now());
+}

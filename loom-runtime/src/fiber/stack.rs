@@ -1,0 +1,539 @@
+//! Pooled, guard-paged fiber stacks.
+//!
+//! Stacks are carved out of large anonymous reservations ("chunks"). Each
+//! slot of a chunk is one guard page followed by the usable stack:
+//!
+//! ```text
+//! chunk: | guard | stack 0 ........ | guard | stack 1 ........ | ...
+//!                 ^limit      base^ ^top
+//! ```
+//!
+//! The guard page sits *below* its stack because stacks grow downwards; it
+//! is installed with `MADV_GUARD_INSTALL` (Linux ≥ 6.13), which marks the
+//! page without splitting the mapping, or else with `mprotect(PROT_NONE)`,
+//! which costs two mappings per stack and runs into `vm.max_map_count`.
+//! Memory is committed lazily by the kernel and `MADV_NOHUGEPAGE` keeps a
+//! touched stack from pulling in a 2 MiB huge page, so an idle fiber costs
+//! the pages it actually touched.
+//!
+//! The pool keeps one [`SizeClass`] per distinct stack size. Free slots are
+//! reused LIFO (the most recently used stack is the most likely to be in
+//! cache) and never unmapped while the pool lives. Fibers that have never
+//! used a slot take fresh ones in address order, so pre-allocating a large
+//! pool touches no memory.
+//!
+//! The number of stacks in use is bounded by `max_fibers`: a would-be
+//! spawner past the limit waits for a permit (see `EventLoop::acquire_stack`).
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::num::NonZeroUsize;
+use std::ptr::{self, NonNull};
+
+use corosensei::stack::{STACK_ALIGNMENT, Stack, StackPointer};
+
+use super::overflow;
+use crate::sys::{page_size, round_up, syscall};
+
+/// The smallest stack a fiber may ask for.
+pub const MIN_STACK_BYTES: usize = 16 * 1024;
+/// The largest stack a fiber may ask for.
+pub const MAX_STACK_BYTES: usize = 1 << 30;
+/// Growth never reserves fewer slots than this at once.
+const MIN_CHUNK_SLOTS: usize = 16;
+
+/// `madvise` advice installing a guard region (Linux ≥ 6.13); not in libc yet.
+#[cfg(target_os = "linux")]
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// How guard pages are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardKind {
+    /// `madvise(MADV_GUARD_INSTALL)`: no extra mappings.
+    Madvise,
+    /// `mprotect(PROT_NONE)`: two mappings per stack.
+    Mprotect,
+}
+
+/// Checks a requested stack size and rounds it up to whole pages.
+pub(crate) fn validate_stack_bytes(stack_bytes: usize) -> io::Result<usize> {
+    if !(MIN_STACK_BYTES..=MAX_STACK_BYTES).contains(&stack_bytes) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "fiber stack size of {stack_bytes} bytes is outside the supported range \
+                 {MIN_STACK_BYTES}..={MAX_STACK_BYTES}"
+            ),
+        ));
+    }
+    Ok(round_up(stack_bytes, page_size()))
+}
+
+/// One stack slot: where it is and which class it belongs to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StackSlot {
+    /// Lowest address of the guard page.
+    pub(crate) guard: usize,
+    /// One past the highest usable address.
+    pub(crate) top: usize,
+    /// Index of the size class.
+    pub(crate) class: u32,
+}
+
+impl StackSlot {
+    pub(crate) fn stack_bytes(&self) -> usize {
+        self.top - self.guard - page_size()
+    }
+}
+
+/// A pooled stack lent to corosensei for one fiber's lifetime.
+///
+/// `base` sits below the fiber's control block and result slot, which the
+/// runtime keeps at the top of the slot, out of corosensei's reach.
+#[derive(Debug)]
+pub(crate) struct PooledStack {
+    base: StackPointer,
+    limit: StackPointer,
+}
+
+impl PooledStack {
+    /// # Panics
+    /// If `base` is not above the slot's guard page by at least a page.
+    pub(crate) fn new(slot: &StackSlot, base: usize) -> PooledStack {
+        assert!(
+            base % STACK_ALIGNMENT == 0 && base >= slot.guard + 2 * page_size() && base <= slot.top
+        );
+        PooledStack {
+            base: NonZeroUsize::new(base).expect("stack base is not null"),
+            limit: NonZeroUsize::new(slot.guard).expect("stack limit is not null"),
+        }
+    }
+}
+
+// SAFETY: corosensei requires a guard page below the usable stack and at
+// least MIN_STACK_SIZE usable bytes. `limit` is the start of the slot's guard
+// page, which StackPool::reserve_chunk installed (MADV_GUARD_INSTALL or
+// PROT_NONE) before any slot of the chunk was handed out and which stays
+// installed until the chunk is unmapped — and chunks are only unmapped when
+// no slot is in use. `new` asserts `base` leaves at least one usable page
+// (4 KiB = corosensei's MIN_STACK_SIZE) above the guard; in practice
+// validate_stack_bytes guarantees MIN_STACK_BYTES minus the control block.
+unsafe impl Stack for PooledStack {
+    fn base(&self) -> StackPointer {
+        self.base
+    }
+
+    fn limit(&self) -> StackPointer {
+        self.limit
+    }
+}
+
+/// One anonymous reservation holding `slots` stacks of one size.
+#[derive(Debug)]
+struct Chunk {
+    start: usize,
+    len: usize,
+    stride: usize,
+    slots: usize,
+    /// Slots below this index have been handed out at least once.
+    fresh: usize,
+    /// Index in the overflow handler's table.
+    table_index: usize,
+    /// A fiber on this chunk never finished; the memory must stay mapped.
+    leaked: bool,
+}
+
+#[derive(Debug)]
+struct SizeClass {
+    stack_bytes: usize,
+    chunks: Vec<Chunk>,
+    /// Capacity over all chunks.
+    slots: usize,
+    /// LIFO of recycled slots, linked through a word at each slot's top.
+    free: Option<NonNull<FreeSlot>>,
+}
+
+/// What a free slot holds at its top: the next free slot of its class.
+struct FreeSlot {
+    next: Option<NonNull<FreeSlot>>,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct StackPool {
+    classes: RefCell<Vec<SizeClass>>,
+    guard_kind: GuardKind,
+    /// Stacks handed out (or promised to a woken waiter) right now.
+    in_use: Cell<usize>,
+    max_fibers: usize,
+}
+
+impl StackPool {
+    /// Reserves `prealloc` stacks of `stack_bytes` (already validated).
+    pub(crate) fn new(
+        stack_bytes: usize,
+        prealloc: usize,
+        max_fibers: usize,
+    ) -> io::Result<StackPool> {
+        assert!(prealloc <= max_fibers && max_fibers > 0);
+        let pool = StackPool {
+            classes: RefCell::new(Vec::new()),
+            guard_kind: detect_guard_kind(),
+            in_use: Cell::new(0),
+            max_fibers,
+        };
+        let class = pool.class_index(stack_bytes);
+        if prealloc > 0 {
+            pool.grow(class, prealloc)?;
+        }
+        Ok(pool)
+    }
+
+    pub(crate) fn guard_kind(&self) -> GuardKind {
+        self.guard_kind
+    }
+
+    pub(crate) fn max_fibers(&self) -> usize {
+        self.max_fibers
+    }
+
+    /// Total slots reserved, over every class.
+    pub(crate) fn capacity(&self) -> usize {
+        self.classes.borrow().iter().map(|c| c.slots).sum()
+    }
+
+    /// Takes a permit to use one stack, if the limit allows.
+    pub(crate) fn try_take_permit(&self) -> bool {
+        if self.in_use.get() < self.max_fibers {
+            self.in_use.set(self.in_use.get() + 1);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Gives a permit back (the caller hands it to a waiter instead when
+    /// one is queued).
+    pub(crate) fn return_permit(&self) {
+        assert!(self.in_use.get() > 0, "stack permit returned twice");
+        self.in_use.set(self.in_use.get() - 1);
+    }
+
+    /// Hands out a slot of `stack_bytes`; the caller holds a permit.
+    pub(crate) fn take_slot(&self, stack_bytes: usize) -> io::Result<StackSlot> {
+        let class = self.class_index(stack_bytes);
+        if let Some(slot) = self.take_existing(class) {
+            return Ok(slot);
+        }
+        let slots = self.classes.borrow()[class].slots;
+        let headroom = self.max_fibers.saturating_sub(slots).max(1);
+        self.grow(class, slots.max(MIN_CHUNK_SLOTS).min(headroom))?;
+        Ok(self
+            .take_existing(class)
+            .expect("a freshly reserved chunk has free slots"))
+    }
+
+    /// Puts a slot back on its class's free list; the permit is separate.
+    ///
+    /// # Safety
+    /// `slot` came from this pool's `take_slot` and nothing uses its memory
+    /// any more.
+    pub(crate) unsafe fn put_slot(&self, slot: StackSlot) {
+        let mut classes = self.classes.borrow_mut();
+        let class = &mut classes[slot.class as usize];
+        let node = (slot.top - size_of::<FreeSlot>()) as *mut FreeSlot;
+        // SAFETY: the slot's memory is mapped read-write and unused (this
+        // function's contract); its top word is aligned for a pointer.
+        unsafe { node.write(FreeSlot { next: class.free }) };
+        class.free = NonNull::new(node);
+    }
+
+    /// Marks the chunk holding `slot` as never to be unmapped: a fiber on it
+    /// did not finish, so its stack may still be referenced.
+    pub(crate) fn leak_slot(&self, slot: &StackSlot) {
+        let mut classes = self.classes.borrow_mut();
+        for chunk in &mut classes[slot.class as usize].chunks {
+            if (chunk.start..chunk.start + chunk.len).contains(&slot.guard) {
+                chunk.leaked = true;
+            }
+        }
+    }
+
+    fn class_index(&self, stack_bytes: usize) -> usize {
+        let mut classes = self.classes.borrow_mut();
+        if let Some(i) = classes.iter().position(|c| c.stack_bytes == stack_bytes) {
+            return i;
+        }
+        classes.push(SizeClass {
+            stack_bytes,
+            chunks: Vec::new(),
+            slots: 0,
+            free: None,
+        });
+        classes.len() - 1
+    }
+
+    fn take_existing(&self, class_index: usize) -> Option<StackSlot> {
+        let mut classes = self.classes.borrow_mut();
+        let class = &mut classes[class_index];
+        let stride = class.stack_bytes + page_size();
+        if let Some(node) = class.free {
+            // SAFETY: nodes on the free list were written by `put_slot` into
+            // slots that are still mapped and unused.
+            class.free = unsafe { node.as_ref().next };
+            let top = node.as_ptr() as usize + size_of::<FreeSlot>();
+            return Some(StackSlot {
+                guard: top - stride,
+                top,
+                class: class_index as u32,
+            });
+        }
+        let chunk = class.chunks.iter_mut().find(|c| c.fresh < c.slots)?;
+        let guard = chunk.start + chunk.fresh * stride;
+        chunk.fresh += 1;
+        Some(StackSlot {
+            guard,
+            top: guard + stride,
+            class: class_index as u32,
+        })
+    }
+
+    /// Reserves a chunk of `slots` more stacks for `class_index`.
+    fn grow(&self, class_index: usize, slots: usize) -> io::Result<()> {
+        let stack_bytes = self.classes.borrow()[class_index].stack_bytes;
+        let chunk = reserve_chunk(stack_bytes, slots, self.guard_kind)?;
+        log::debug!(
+            "reserved {slots} fiber stacks of {} KiB ({:?} guards)",
+            stack_bytes / 1024,
+            self.guard_kind
+        );
+        let mut classes = self.classes.borrow_mut();
+        let class = &mut classes[class_index];
+        class.slots += chunk.slots;
+        class.chunks.push(chunk);
+        Ok(())
+    }
+}
+
+impl Drop for StackPool {
+    fn drop(&mut self) {
+        for class in self.classes.get_mut().drain(..) {
+            for chunk in class.chunks {
+                if chunk.leaked {
+                    // A fiber that never finished may still point into it;
+                    // leave the memory (and its guard records) in place.
+                    continue;
+                }
+                release_chunk(&chunk);
+            }
+        }
+    }
+}
+
+fn detect_guard_kind() -> GuardKind {
+    match std::env::var("LOOM_STACK_GUARD").as_deref() {
+        Ok("mprotect") => return GuardKind::Mprotect,
+        Ok("madvise") | Err(_) => {}
+        Ok(other) => {
+            log::warn!("ignoring LOOM_STACK_GUARD={other:?}; expected madvise or mprotect")
+        }
+    }
+    if madvise_guards_supported() {
+        GuardKind::Madvise
+    } else {
+        log::info!(
+            "MADV_GUARD_INSTALL unsupported (Linux < 6.13); fiber stack guards use mprotect"
+        );
+        GuardKind::Mprotect
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn madvise_guards_supported() -> bool {
+    use std::sync::OnceLock;
+    static SUPPORTED: OnceLock<bool> = OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        let page = page_size();
+        let Ok(probe) = map_anonymous(page) else {
+            return false;
+        };
+        let ok = syscall!(madvise(probe.cast(), page, MADV_GUARD_INSTALL)).is_ok();
+        // SAFETY: `probe` is the mapping of `page` bytes made just above.
+        unsafe { libc::munmap(probe.cast(), page) };
+        ok
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn madvise_guards_supported() -> bool {
+    false
+}
+
+fn map_anonymous(len: usize) -> io::Result<*mut u8> {
+    #[cfg(target_os = "linux")]
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK;
+    #[cfg(not(target_os = "linux"))]
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANON | libc::MAP_NORESERVE;
+    // SAFETY: an anonymous mapping at a kernel-chosen address touches no
+    // existing memory.
+    let addr = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(addr.cast())
+    }
+}
+
+fn reserve_chunk(stack_bytes: usize, slots: usize, guard_kind: GuardKind) -> io::Result<Chunk> {
+    let page = page_size();
+    let stride = stack_bytes + page;
+    let len = stride.checked_mul(slots).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            "fiber stack reservation size overflows",
+        )
+    })?;
+    let start = map_anonymous(len).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot reserve {slots} fiber stacks of {} KiB ({len} bytes): {e}",
+                stack_bytes / 1024
+            ),
+        )
+    })? as usize;
+    let mut chunk = Chunk {
+        start,
+        len,
+        stride,
+        slots,
+        fresh: 0,
+        table_index: usize::MAX,
+        leaked: false,
+    };
+    if let Err(e) = install_guards(&chunk, guard_kind) {
+        release_chunk(&chunk);
+        return Err(e);
+    }
+    match overflow::register_chunk(start, len, stride, page) {
+        Ok(index) => chunk.table_index = index,
+        Err(e) => {
+            release_chunk(&chunk);
+            return Err(e);
+        }
+    }
+    Ok(chunk)
+}
+
+fn install_guards(chunk: &Chunk, guard_kind: GuardKind) -> io::Result<()> {
+    let page = page_size();
+    #[cfg(target_os = "linux")]
+    {
+        // Best effort: without it a touched stack may be backed by a huge page.
+        let _ = syscall!(madvise(
+            chunk.start as *mut libc::c_void,
+            chunk.len,
+            libc::MADV_NOHUGEPAGE
+        ));
+    }
+    for slot in 0..chunk.slots {
+        let guard = (chunk.start + slot * chunk.stride) as *mut libc::c_void;
+        let result = match guard_kind {
+            #[cfg(target_os = "linux")]
+            GuardKind::Madvise => syscall!(madvise(guard, page, MADV_GUARD_INSTALL)),
+            #[cfg(not(target_os = "linux"))]
+            GuardKind::Madvise => unreachable!("MADV_GUARD_INSTALL is Linux-only"),
+            GuardKind::Mprotect => syscall!(mprotect(guard, page, libc::PROT_NONE)),
+        };
+        if let Err(e) = result {
+            return Err(guard_error(e, guard_kind, chunk.slots));
+        }
+    }
+    Ok(())
+}
+
+fn guard_error(e: io::Error, guard_kind: GuardKind, slots: usize) -> io::Error {
+    if guard_kind == GuardKind::Mprotect && e.raw_os_error() == Some(libc::ENOMEM) {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!(
+                "cannot install guard pages for {slots} fiber stacks: the process ran out of \
+                 memory mappings (each mprotect-guarded stack costs two). Raise the limit with \
+                 `sysctl -w vm.max_map_count=<more>`, lower `fibers`/`max_fibers`, or run on \
+                 Linux >= 6.13 where MADV_GUARD_INSTALL needs no extra mappings ({e})"
+            ),
+        )
+    } else {
+        io::Error::new(
+            e.kind(),
+            format!("cannot install fiber stack guard pages ({guard_kind:?}): {e}"),
+        )
+    }
+}
+
+fn release_chunk(chunk: &Chunk) {
+    if chunk.table_index != usize::MAX {
+        overflow::unregister_chunk(chunk.table_index);
+    }
+    // SAFETY: the chunk is a mapping of `len` bytes made by `map_anonymous`
+    // and, per the callers, no fiber uses any of its slots.
+    unsafe { libc::munmap(chunk.start as *mut libc::c_void, chunk.len) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_reused_lifo_and_classes_are_separate() {
+        let pool = StackPool::new(64 * 1024, 4, 100).unwrap();
+        assert_eq!(pool.capacity(), 4);
+        let a = pool.take_slot(64 * 1024).unwrap();
+        let b = pool.take_slot(64 * 1024).unwrap();
+        assert_eq!(
+            b.guard, a.top,
+            "fresh slots are handed out in address order"
+        );
+        assert_eq!(a.stack_bytes(), 64 * 1024);
+        // SAFETY: `a` and `b` came from this pool and are unused.
+        unsafe {
+            pool.put_slot(a);
+            pool.put_slot(b);
+        }
+        assert_eq!(pool.take_slot(64 * 1024).unwrap().top, b.top);
+        assert_eq!(pool.take_slot(64 * 1024).unwrap().top, a.top);
+        let small = pool.take_slot(16 * 1024).unwrap();
+        assert_eq!(small.stack_bytes(), 16 * 1024);
+        assert_ne!(small.class, a.class);
+        assert_eq!(pool.capacity(), 4 + MIN_CHUNK_SLOTS);
+    }
+
+    #[test]
+    fn permits_are_bounded() {
+        let pool = StackPool::new(16 * 1024, 0, 2).unwrap();
+        assert!(pool.try_take_permit());
+        assert!(pool.try_take_permit());
+        assert!(!pool.try_take_permit());
+        pool.return_permit();
+        assert!(pool.try_take_permit());
+    }
+
+    #[test]
+    fn stack_sizes_are_checked_and_rounded() {
+        assert!(validate_stack_bytes(4096).is_err());
+        assert!(validate_stack_bytes(MAX_STACK_BYTES + 1).is_err());
+        assert_eq!(
+            validate_stack_bytes(MIN_STACK_BYTES + 1).unwrap(),
+            MIN_STACK_BYTES + page_size()
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! The runtime behind [loom](https://docs.rs/loom): stackful fibers on
+//! pooled, guard-paged stacks, scheduled by one event loop per thread.
+//!
+//! Users depend on the `loom` facade crate, which re-exports this crate's
+//! API; see its documentation for the tour. The map of this crate:
+//!
+//! - `fiber` — spawn/join/cancel, the control block at the top of each
+//!   fiber's stack, the stack pool and the stack-overflow handler;
+//! - `sched` — the run queue and the suspend/wake/yield moves;
+//! - `time` — sleeping, on a hierarchical timer wheel;
+//! - `rt` — the runtime builder and the event loop.
+#![deny(
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs
+)]
+
+pub mod fiber;
+mod list;
+pub mod rt;
+mod sched;
+mod sys;
+pub mod time;
+
+pub use fiber::{JoinHandle, spawn, yield_now};
+pub use rt::Runtime;

@@ -1,0 +1,573 @@
+//! One event loop: the scheduler, stack pool and timer wheel of one thread,
+//! and the loop that drives them.
+//!
+//! The loop is the only code that resumes fibers. Each turn it runs up to
+//! [`RUN_BUDGET`] runnable fibers, fires due timers, and when nothing is
+//! runnable waits for the next deadline (the I/O drivers will wait for
+//! completions there instead). The data plane — spawn, suspend, wake, timer
+//! arming — allocates nothing and makes no system call.
+
+use std::cell::Cell;
+use std::io;
+use std::mem::MaybeUninit;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
+use std::rc::Rc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use corosensei::Yielder;
+use corosensei::stack::STACK_ALIGNMENT;
+
+use crate::fiber::JoinHandle;
+use crate::fiber::control::{CONTROL_BYTES, FiberControl, FiberName};
+use crate::fiber::stack::{PooledStack, StackPool, StackSlot};
+use crate::list::{Link, List, container_of};
+use crate::sched::{Resumed, Scheduler};
+use crate::sys::{interrupted, page_size};
+use crate::time::wheel::{TimerEntry, TimerWheel};
+
+/// Fibers resumed per loop turn before timers are looked at again, so a
+/// crowd of yielding fibers cannot starve timers — and so the loop reads
+/// the clock once per batch rather than once per switch.
+pub(crate) const RUN_BUDGET: usize = 64;
+
+/// Stack a fiber keeps below its result slot, at the least.
+const MIN_FRAME_BYTES: usize = 8 * 1024;
+
+/// Static configuration of one loop.
+#[derive(Debug, Clone)]
+pub(crate) struct LoopConfig {
+    pub(crate) stack_bytes: usize,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct EventLoop {
+    pub(crate) sched: Scheduler,
+    pub(crate) pool: StackPool,
+    stack_waiters: List,
+    timers: TimerWheel,
+    start: Instant,
+    config: LoopConfig,
+    next_fiber_id: Cell<u64>,
+    /// New fibers are born cancelled (shutdown, or deadlock recovery).
+    cancel_new: Cell<bool>,
+    /// The main fiber finished; unfinished fibers get until this instant.
+    shutdown_deadline: Cell<Option<Instant>>,
+}
+
+thread_local! {
+    static CURRENT: Cell<*const EventLoop> = const { Cell::new(ptr::null()) };
+}
+
+/// Calls `f` with the loop running on this thread.
+///
+/// # Panics
+/// Outside a loom runtime, with a message naming `what`.
+#[track_caller]
+pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&EventLoop) -> R) -> R {
+    let current = current_ptr(what);
+    // SAFETY: CURRENT is non-null only between LoopGuard::enter and its
+    // drop, while `Runtime::run` holds the Rc<EventLoop> it points into.
+    f(unsafe { &*current })
+}
+
+/// A counted reference to the loop running on this thread.
+///
+/// # Panics
+/// Outside a loom runtime, with a message naming `what`.
+#[track_caller]
+pub(crate) fn current_rc(what: &str) -> Rc<EventLoop> {
+    let current = current_ptr(what);
+    // SAFETY: CURRENT came from `Rc::as_ptr` on an Rc that `Runtime::run`
+    // keeps alive while CURRENT is set, so adding a strong count is sound.
+    unsafe {
+        Rc::increment_strong_count(current);
+        Rc::from_raw(current)
+    }
+}
+
+#[track_caller]
+fn current_ptr(what: &str) -> *const EventLoop {
+    let current = CURRENT.with(Cell::get);
+    if current.is_null() {
+        panic!(
+            "loom: {what} must be called from a fiber inside a loom runtime \
+             (start one with loom::Runtime::builder().build()?.run(..) or #[loom::main])"
+        );
+    }
+    current
+}
+
+/// Whether this thread is inside a loom runtime.
+pub(crate) fn in_runtime() -> bool {
+    !CURRENT.with(Cell::get).is_null()
+}
+
+/// Makes `event_loop` the current loop of this thread until dropped.
+pub(crate) struct LoopGuard {
+    _private: (),
+}
+
+impl LoopGuard {
+    pub(crate) fn enter(event_loop: &Rc<EventLoop>) -> LoopGuard {
+        let previous = CURRENT.with(|c| c.replace(Rc::as_ptr(event_loop)));
+        assert!(
+            previous.is_null(),
+            "a loom runtime is already running on this thread"
+        );
+        LoopGuard { _private: () }
+    }
+}
+
+impl Drop for LoopGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(ptr::null()));
+    }
+}
+
+/// A fiber waiting for a stack permit; lives in the waiter's frame.
+struct StackWaiter {
+    link: Link,
+    fiber: NonNull<FiberControl>,
+    granted: Cell<bool>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(pool: StackPool, config: LoopConfig) -> EventLoop {
+        EventLoop {
+            sched: Scheduler::new(),
+            pool,
+            stack_waiters: List::new(),
+            timers: TimerWheel::new(),
+            start: Instant::now(),
+            config,
+            next_fiber_id: Cell::new(1),
+            cancel_new: Cell::new(false),
+            shutdown_deadline: Cell::new(None),
+        }
+    }
+
+    /// The running fiber's control block.
+    #[track_caller]
+    pub(crate) fn current_fiber(&self, what: &str) -> &FiberControl {
+        match self.sched.current() {
+            // SAFETY: the running fiber's block is valid while it runs, and
+            // the returned borrow is tied to `self`, which outlives it.
+            Some(fiber) => unsafe { fiber.as_ref() },
+            None => panic!("loom: {what} must be called from a fiber"),
+        }
+    }
+
+    // ---- spawning -------------------------------------------------------
+
+    /// Spawns `f` as a fiber of this loop. May suspend the calling fiber
+    /// while `max_fibers` stacks are in use.
+    pub(crate) fn spawn<F, T>(
+        self: &Rc<Self>,
+        name: FiberName,
+        stack_bytes: Option<usize>,
+        f: F,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let stack_bytes = stack_bytes.unwrap_or(self.config.stack_bytes);
+        check_result_fits::<T>(stack_bytes)?;
+        self.acquire_permit()?;
+        let slot = match self.pool.take_slot(stack_bytes) {
+            Ok(slot) => slot,
+            Err(e) => {
+                self.release_permit();
+                return Err(e);
+            }
+        };
+        let id = self.next_fiber_id.get();
+        self.next_fiber_id.set(id + 1);
+        // SAFETY: `slot` was just taken from the pool, so nothing else uses
+        // its memory; check_result_fits vetted the layout.
+        let fiber = unsafe { init_fiber(slot, id, name, f) };
+        // SAFETY: init_fiber returned an initialised block that stays valid
+        // until `release_fiber` (after the fiber finished).
+        unsafe {
+            fiber.as_ref().cancelled.set(self.cancel_new.get());
+            self.sched.admit(fiber);
+        }
+        Ok(JoinHandle::new(Rc::clone(self), fiber))
+    }
+
+    /// Takes a stack permit, waiting in FIFO order while `max_fibers`
+    /// stacks are in use (back-pressure for accept loops).
+    fn acquire_permit(&self) -> io::Result<()> {
+        if self.pool.try_take_permit() {
+            return Ok(());
+        }
+        let Some(me) = self.sched.current() else {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "max_fibers stacks are in use and the caller is not a fiber that could wait",
+            ));
+        };
+        // SAFETY: the running fiber's block is valid while it runs.
+        let cancelled = || unsafe { me.as_ref() }.cancelled.get();
+        if cancelled() {
+            return Err(interrupted());
+        }
+        let waiter = StackWaiter {
+            link: Link::new(),
+            fiber: me,
+            granted: Cell::new(false),
+        };
+        // SAFETY: `waiter` stays in this frame until it is unlinked: either
+        // release_permit pops it (granted) or we remove it below.
+        unsafe { self.stack_waiters.push_back(&waiter.link) };
+        loop {
+            self.sched.suspend();
+            if waiter.granted.get() {
+                return Ok(());
+            }
+            if cancelled() {
+                // SAFETY: not granted, so still in `stack_waiters`.
+                unsafe { self.stack_waiters.remove(&waiter.link) };
+                return Err(interrupted());
+            }
+        }
+    }
+
+    /// Returns a permit, handing it straight to the oldest waiter if any.
+    fn release_permit(&self) {
+        let link = self.stack_waiters.pop_front();
+        if link.is_null() {
+            self.pool.return_permit();
+            return;
+        }
+        // SAFETY: only StackWaiter links are put in `stack_waiters`, and a
+        // waiter stays in its frame while linked.
+        let waiter = unsafe { &*container_of!(link, StackWaiter, link) };
+        waiter.granted.set(true);
+        self.sched.wake(waiter.fiber);
+    }
+
+    /// Gives a finished fiber's stack back to the pool.
+    ///
+    /// # Safety
+    /// The fiber has finished, and its result has been moved out or dropped.
+    pub(crate) unsafe fn release_fiber(&self, fiber: NonNull<FiberControl>) {
+        // SAFETY: a finished, not yet released fiber's block is valid.
+        let control = unsafe { fiber.as_ref() };
+        control.retire();
+        let slot = control.slot;
+        // SAFETY: the fiber is finished and its result gone (contract), so
+        // nothing uses the slot's memory any more.
+        unsafe { self.pool.put_slot(slot) };
+        self.release_permit();
+    }
+
+    // ---- blocking calls -------------------------------------------------
+
+    /// Blocks the running fiber until `target` finishes.
+    pub(crate) fn join_wait(&self, target: NonNull<FiberControl>) -> io::Result<()> {
+        let me = self.current_fiber("JoinHandle::join");
+        assert!(
+            !ptr::eq(me, target.as_ptr()),
+            "loom: a fiber cannot join itself"
+        );
+        if me.cancelled.get() {
+            return Err(interrupted());
+        }
+        // SAFETY: the JoinHandle keeps the target's block valid.
+        let target = unsafe { target.as_ref() };
+        target
+            .joiner
+            .set(NonNull::new(ptr::from_ref(me).cast_mut()));
+        loop {
+            self.sched.suspend();
+            if target.is_finished() {
+                return Ok(());
+            }
+            if me.cancelled.get() {
+                target.joiner.set(None);
+                return Err(interrupted());
+            }
+        }
+    }
+
+    /// Blocks the running fiber until `deadline` (forever for `None`).
+    pub(crate) fn sleep_until(&self, deadline: Option<Instant>) -> io::Result<()> {
+        let me = self.current_fiber("loom::time::sleep");
+        if me.cancelled.get() {
+            return Err(interrupted());
+        }
+        let entry = TimerEntry::new(self.sched.current());
+        if let Some(deadline) = deadline {
+            // SAFETY: `entry` stays in this frame until it fired or we
+            // cancel it below; it is never moved.
+            let armed = deadline > Instant::now()
+                && unsafe { self.timers.arm(&entry, self.tick_at_or_after(deadline)) };
+            if !armed {
+                // Already due: still let others run, as a sleep would.
+                self.sched.yield_now();
+                return Ok(());
+            }
+        }
+        loop {
+            self.sched.suspend();
+            if entry.fired() {
+                return Ok(());
+            }
+            if me.cancelled.get() {
+                // SAFETY: `entry` was armed on this loop's wheel (or never).
+                unsafe { self.timers.cancel(&entry) };
+                return Err(interrupted());
+            }
+        }
+    }
+
+    /// Cancels `fiber`: its current or next blocking call returns
+    /// `Interrupted`.
+    pub(crate) fn cancel(&self, fiber: NonNull<FiberControl>) {
+        // SAFETY: callers hold a JoinHandle or walk the unfinished list, both
+        // of which keep the block valid.
+        let control = unsafe { fiber.as_ref() };
+        if !control.is_finished() {
+            control.cancelled.set(true);
+            self.sched.wake(fiber);
+        }
+    }
+
+    // ---- the loop ---------------------------------------------------------
+
+    /// Runs fibers until `main` has finished and every other fiber has
+    /// finished too, or the shutdown grace period ran out.
+    pub(crate) fn drive(&self, main: NonNull<FiberControl>) {
+        loop {
+            self.run_batch();
+            // SAFETY: the runtime's JoinHandle keeps main's block valid.
+            if self.shutdown_deadline.get().is_none() && unsafe { main.as_ref() }.is_finished() {
+                self.begin_shutdown();
+            }
+            if let Some(deadline) = self.shutdown_deadline.get() {
+                if self.sched.unfinished_count() == 0 {
+                    return;
+                }
+                if Instant::now() >= deadline {
+                    self.abandon_unfinished();
+                    return;
+                }
+            }
+            self.fire_due_timers();
+            if !self.sched.has_runnable() && !self.idle() {
+                self.abandon_unfinished();
+                return;
+            }
+        }
+    }
+
+    fn run_batch(&self) {
+        for _ in 0..RUN_BUDGET {
+            let Some(fiber) = self.sched.next_runnable() else {
+                return;
+            };
+            // SAFETY: taken off the run queue just now, so admitted,
+            // runnable and unfinished.
+            if unsafe { self.sched.resume(fiber) } == Resumed::Returned {
+                self.on_fiber_returned(fiber);
+            }
+        }
+    }
+
+    fn on_fiber_returned(&self, fiber: NonNull<FiberControl>) {
+        // SAFETY: the fiber just returned; its block is valid until released.
+        let control = unsafe { fiber.as_ref() };
+        // SAFETY: the coroutine was initialised at spawn and has returned,
+        // so moving it out and dropping it runs no fiber code and unwinds
+        // nothing; the slot's memory stays ours until `release_fiber`.
+        let coroutine = unsafe { ptr::read(control.coroutine.get()).assume_init() };
+        drop(coroutine.into_stack());
+        if let Some(joiner) = control.joiner.take() {
+            self.sched.wake(joiner);
+        }
+        if control.detached.get() {
+            // SAFETY: finished, and a detached fiber dropped its own result.
+            unsafe { self.release_fiber(fiber) };
+        }
+    }
+
+    fn fire_due_timers(&self) {
+        if self.timers.len() == 0 {
+            return;
+        }
+        let now = self.tick_at_or_before(Instant::now());
+        self.timers.fire_due(now, |entry| {
+            if let Some(fiber) = entry.fiber() {
+                self.sched.wake(fiber);
+            }
+        });
+    }
+
+    /// Waits until something can be runnable. Returns `false` when nothing
+    /// ever can (a deadlock that cancellation did not resolve).
+    fn idle(&self) -> bool {
+        let next_timer = self.timers.next_tick().map(|tick| self.instant_of(tick));
+        let wake_at = match (next_timer, self.shutdown_deadline.get()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let Some(wake_at) = wake_at else {
+            return self.recover_from_deadlock();
+        };
+        // Until the I/O drivers land, a timed wait on the thread is the
+        // loop's only way to block.
+        let now = Instant::now();
+        if wake_at > now {
+            thread::sleep(wake_at - now);
+        }
+        true
+    }
+
+    fn recover_from_deadlock(&self) -> bool {
+        if self.cancel_new.get() {
+            return false;
+        }
+        log::error!(
+            "loom: all {} fibers are blocked and nothing can wake them (deadlock); cancelling them all",
+            self.sched.unfinished_count()
+        );
+        self.cancel_all();
+        true
+    }
+
+    fn begin_shutdown(&self) {
+        self.shutdown_deadline
+            .set(Some(Instant::now() + self.config.shutdown_timeout));
+        if self.sched.unfinished_count() > 0 {
+            log::debug!(
+                "main fiber finished; cancelling {} fibers",
+                self.sched.unfinished_count()
+            );
+        }
+        self.cancel_all();
+    }
+
+    fn cancel_all(&self) {
+        self.cancel_new.set(true);
+        self.sched.for_each_unfinished(|fiber| self.cancel(fiber));
+    }
+
+    /// Gives up on fibers that ignored cancellation. Their stacks stay
+    /// mapped forever: freeing them would need unwinding a suspended
+    /// coroutine, which `panic = "abort"` cannot do and which would run
+    /// user code at an arbitrary point.
+    fn abandon_unfinished(&self) {
+        self.sched.for_each_unfinished(|fiber| {
+            // SAFETY: unfinished fibers' blocks are valid.
+            let control = unsafe { fiber.as_ref() };
+            log::warn!(
+                "loom: fiber {:?} (#{}) did not finish after being cancelled; leaking its {} KiB stack",
+                control.name,
+                control.id,
+                control.slot.stack_bytes() / 1024
+            );
+            self.pool.leak_slot(&control.slot);
+        });
+    }
+
+    // ---- time -------------------------------------------------------------
+
+    fn tick_at_or_after(&self, deadline: Instant) -> u64 {
+        let nanos = deadline.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(nanos.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    }
+
+    fn tick_at_or_before(&self, now: Instant) -> u64 {
+        let millis = now.saturating_duration_since(self.start).as_millis();
+        u64::try_from(millis).unwrap_or(u64::MAX)
+    }
+
+    fn instant_of(&self, tick: u64) -> Instant {
+        self.start
+            .checked_add(Duration::from_millis(tick))
+            .unwrap_or_else(|| self.start + Duration::from_secs(u32::MAX as u64))
+    }
+}
+
+/// Refuses return types that would eat the stack they are stored on.
+fn check_result_fits<T>(stack_bytes: usize) -> io::Result<()> {
+    let result_bytes = size_of::<thread::Result<T>>() + align_of::<thread::Result<T>>();
+    let used = CONTROL_BYTES + result_bytes + STACK_ALIGNMENT;
+    if used + MIN_FRAME_BYTES > stack_bytes {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a fiber's return value of {} bytes does not fit its {} KiB stack with {} KiB to \
+                 spare; return a Box or use a larger stack_size",
+                size_of::<T>(),
+                stack_bytes / 1024,
+                MIN_FRAME_BYTES / 1024
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the control block and the coroutine into `slot`.
+///
+/// # Safety
+/// Nothing else uses `slot`'s memory, and `check_result_fits::<T>` passed
+/// for its size.
+unsafe fn init_fiber<F, T>(slot: StackSlot, id: u64, name: FiberName, f: F) -> NonNull<FiberControl>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    let control_addr = slot.top - CONTROL_BYTES;
+    let result_align = align_of::<thread::Result<T>>();
+    let result_addr = (control_addr - size_of::<thread::Result<T>>()) & !(result_align - 1);
+    let base = result_addr & !(STACK_ALIGNMENT - 1);
+    debug_assert!(base >= slot.guard + page_size() + MIN_FRAME_BYTES);
+    let control = control_addr as *mut FiberControl;
+    // SAFETY: the slot's top CONTROL_BYTES are ours (contract) and
+    // page-aligned top minus a multiple of 64 satisfies the block's alignment.
+    unsafe { control.write(FiberControl::new(slot, result_addr as *mut u8, id, name)) };
+    let entry_control = control.cast_const();
+    let body = move |yielder: &Yielder<(), ()>, ()| {
+        // SAFETY: the block outlives the coroutine running on its stack.
+        unsafe { fiber_entry::<F, T>(&*entry_control, yielder, f) }
+    };
+    let coroutine = corosensei::Coroutine::with_stack(PooledStack::new(&slot, base), body);
+    // SAFETY: `control` was initialised above; nothing else references it yet.
+    unsafe {
+        (*control)
+            .coroutine
+            .get()
+            .write(MaybeUninit::new(coroutine));
+        NonNull::new_unchecked(control)
+    }
+}
+
+/// The first frame of every fiber.
+///
+/// # Safety
+/// `control` is this fiber's block and `control.result` points to space for
+/// a `thread::Result<T>` in the same slot.
+unsafe fn fiber_entry<F, T>(control: &FiberControl, yielder: &Yielder<(), ()>, f: F)
+where
+    F: FnOnce() -> T,
+{
+    control.yielder.set(yielder);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+    if control.detached.get() {
+        // Nobody will look at it; drop it here, on the fiber's own stack,
+        // where a panicking destructor harms no one else.
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(outcome))) {
+            std::mem::forget(payload);
+        }
+    } else {
+        // SAFETY: `result` is reserved for exactly this type (contract) and
+        // is written once, here.
+        unsafe { control.result.cast::<thread::Result<T>>().write(outcome) };
+    }
+}

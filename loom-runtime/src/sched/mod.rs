@@ -1,0 +1,168 @@
+//! The per-loop scheduler: an intrusive FIFO run queue, the fiber being
+//! run, and the three moves every blocking call is built from — `suspend`,
+//! `wake` and `yield_now`.
+//!
+//! Which functions may switch fibers: only [`Scheduler::suspend`] and
+//! [`Scheduler::yield_now`] (called by a fiber) and [`Scheduler::resume`]
+//! (called by the loop). Everything else here returns without switching.
+
+use std::ptr::NonNull;
+
+use crate::fiber::control::{FiberControl, FiberState};
+use crate::list::{List, container_of};
+
+/// What happened when the loop resumed a fiber.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Resumed {
+    /// The fiber suspended or yielded.
+    Switched,
+    /// The fiber's closure returned (or panicked, caught); it is finished.
+    Returned,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Scheduler {
+    run_queue: List,
+    /// Every fiber that has not finished yet, for cancellation at shutdown.
+    unfinished: List,
+    current: std::cell::Cell<Option<NonNull<FiberControl>>>,
+}
+
+impl Scheduler {
+    pub(crate) fn new() -> Self {
+        Scheduler {
+            run_queue: List::new(),
+            unfinished: List::new(),
+            current: std::cell::Cell::new(None),
+        }
+    }
+
+    pub(crate) fn current(&self) -> Option<NonNull<FiberControl>> {
+        self.current.get()
+    }
+
+    pub(crate) fn has_runnable(&self) -> bool {
+        !self.run_queue.is_empty()
+    }
+
+    pub(crate) fn unfinished_count(&self) -> usize {
+        self.unfinished.len()
+    }
+
+    /// Registers a freshly spawned fiber and queues it.
+    ///
+    /// # Safety
+    /// `fiber` points to an initialised control block that stays valid until
+    /// the fiber has finished and [`Scheduler::retire`] was called.
+    pub(crate) unsafe fn admit(&self, fiber: NonNull<FiberControl>) {
+        // SAFETY: forwarded from this function's contract.
+        let control = unsafe { fiber.as_ref() };
+        debug_assert_eq!(control.state.get(), FiberState::Runnable);
+        // SAFETY: the links live in the control block, valid as long as they
+        // can be linked (this function's contract).
+        unsafe {
+            self.unfinished.push_back(&control.all_link);
+            self.run_queue.push_back(&control.run_link);
+        }
+    }
+
+    /// Makes a suspended fiber runnable; a no-op for any other state, so
+    /// wake-ups from several sources (timer, cancel, join) never queue a
+    /// fiber twice.
+    pub(crate) fn wake(&self, fiber: NonNull<FiberControl>) {
+        // SAFETY: callers only hold pointers to fibers that have not been
+        // retired (control blocks of admitted fibers stay valid until then).
+        let control = unsafe { fiber.as_ref() };
+        if control.state.get() == FiberState::Suspended {
+            control.state.set(FiberState::Runnable);
+            // SAFETY: as above; a suspended fiber is in no queue.
+            unsafe { self.run_queue.push_back(&control.run_link) };
+        }
+    }
+
+    /// The running fiber gives up the CPU until something wakes it. The
+    /// caller re-checks its own condition afterwards: a wake-up may come
+    /// from cancellation rather than from what it waited for.
+    ///
+    /// # Panics
+    /// Outside a fiber.
+    pub(crate) fn suspend(&self) {
+        let control = self.running("suspend");
+        control.state.set(FiberState::Suspended);
+        switch_out(control);
+    }
+
+    /// The running fiber goes to the back of the run queue.
+    pub(crate) fn yield_now(&self) {
+        let control = self.running("yield_now");
+        control.state.set(FiberState::Runnable);
+        // SAFETY: the running fiber is in no queue and its control block
+        // outlives its stay there (it cannot finish while queued).
+        unsafe { self.run_queue.push_back(&control.run_link) };
+        switch_out(control);
+    }
+
+    /// Pops the next runnable fiber, if any.
+    pub(crate) fn next_runnable(&self) -> Option<NonNull<FiberControl>> {
+        let link = self.run_queue.pop_front();
+        if link.is_null() {
+            return None;
+        }
+        NonNull::new(container_of!(link, FiberControl, run_link).cast_mut())
+    }
+
+    /// Runs `fiber` until it suspends, yields or returns.
+    ///
+    /// # Safety
+    /// `fiber` was admitted, is runnable and was just taken off the run
+    /// queue; it is not finished.
+    pub(crate) unsafe fn resume(&self, fiber: NonNull<FiberControl>) -> Resumed {
+        // SAFETY: admitted fibers' control blocks are valid until retired.
+        let control = unsafe { fiber.as_ref() };
+        debug_assert_eq!(control.state.get(), FiberState::Runnable);
+        control.state.set(FiberState::Running);
+        self.current.set(Some(fiber));
+        // SAFETY: spawn initialised the coroutine and it is only moved out
+        // once it has returned, which it has not (contract). No other
+        // reference to the coroutine exists while the loop resumes it: fiber
+        // code touches other fields of the block only.
+        let coroutine = unsafe { (*control.coroutine.get()).assume_init_mut() };
+        let outcome = coroutine.resume(());
+        self.current.set(None);
+        match outcome {
+            corosensei::CoroutineResult::Yield(()) => Resumed::Switched,
+            corosensei::CoroutineResult::Return(()) => {
+                control.state.set(FiberState::Finished);
+                // SAFETY: the fiber is in `unfinished` until now.
+                unsafe { self.unfinished.remove(&control.all_link) };
+                Resumed::Returned
+            }
+        }
+    }
+
+    /// Calls `f` on every unfinished fiber.
+    pub(crate) fn for_each_unfinished(&self, mut f: impl FnMut(NonNull<FiberControl>)) {
+        self.unfinished.for_each(|link| {
+            let control = container_of!(link, FiberControl, all_link).cast_mut();
+            f(NonNull::new(control).expect("linked control blocks are not null"));
+        });
+    }
+
+    #[track_caller]
+    fn running(&self, what: &str) -> &FiberControl {
+        let Some(fiber) = self.current.get() else {
+            panic!("loom: {what} must be called from a fiber");
+        };
+        // SAFETY: the running fiber's control block is valid while it runs.
+        unsafe { fiber.as_ref() }
+    }
+}
+
+fn switch_out(control: &FiberControl) {
+    let yielder = control.yielder.get();
+    assert!(!yielder.is_null(), "a fiber switched out before it started");
+    // SAFETY: the yielder lives in corosensei's frame at the base of this
+    // fiber's stack for as long as the fiber runs, and we are on that fiber.
+    unsafe { (*yielder).suspend(()) };
+}
