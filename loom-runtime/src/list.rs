@@ -54,6 +54,7 @@ impl List {
         }
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.head.get().is_null()
     }
@@ -68,8 +69,9 @@ impl List {
     /// `link` is not in any list, and stays at its address until it has been
     /// removed again (by [`List::pop_front`], [`List::remove`] or
     /// [`List::take_all`]).
+    #[inline]
     pub(crate) unsafe fn push_back(&self, link: &Link) {
-        assert!(!link.linked.get(), "link is already in a list");
+        debug_assert!(!link.linked.get(), "link is already in a list");
         link.linked.set(true);
         link.next.set(ptr::null());
         link.prev.set(self.tail.get());
@@ -86,6 +88,7 @@ impl List {
     }
 
     /// Removes and returns the first link, or null when empty.
+    #[inline]
     pub(crate) fn pop_front(&self) -> *const Link {
         let head = self.head.get();
         if !head.is_null() {
@@ -101,6 +104,7 @@ impl List {
     ///
     /// # Safety
     /// `link` is in *this* list (not another one).
+    #[inline]
     pub(crate) unsafe fn remove(&self, link: &Link) {
         debug_assert!(link.linked.get(), "unlinking a link that is not in a list");
         let prev = link.prev.get();

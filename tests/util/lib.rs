@@ -1,1 +1,88 @@
-//! placeholder
+//! Helpers shared by loom's integration tests.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A global allocator that counts allocations made *by the calling
+/// thread*, so tests running in parallel on other threads do not disturb a
+/// measurement. Install it with `#[global_allocator]` in a test binary.
+#[derive(Debug)]
+pub struct CountingAlloc;
+
+thread_local! {
+    // const-initialised and without a destructor: touching it from inside
+    // the allocator never allocates.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count() {
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+// SAFETY: every method forwards to `System` unchanged; counting has no
+// effect on the memory handed out.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: forwarded contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// Allocations made by this thread so far (needs [`CountingAlloc`]
+/// installed as the global allocator).
+pub fn thread_allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// Runs the `loom-child` helper program with `scenario`, with a time limit.
+pub fn run_child(program: &str, scenario: &str, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(program);
+    command.arg(scenario).env_remove("RUST_BACKTRACE");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the child program");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().expect("poll the child").is_some() {
+            return child
+                .wait_with_output()
+                .expect("collect the child's output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("child scenario {scenario:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The signal that killed a child, if any.
+pub fn killed_by(output: &Output) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    output.status.signal()
+}

@@ -229,6 +229,10 @@ pub fn try_current() -> Option<Fiber> {
 /// # Panics
 ///
 /// Outside a fiber.
+// Inlined so the switch sits in the caller's frame: a resumed fiber then
+// returns through no stale frames, keeping the CPU's return-stack buffer in
+// step with the loop's call (see docs/PERFORMANCE.md).
+#[inline]
 #[track_caller]
 pub fn yield_now() {
     with_current("loom::yield_now", |lp| lp.sched.yield_now());

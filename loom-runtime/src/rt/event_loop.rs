@@ -66,6 +66,7 @@ thread_local! {
 ///
 /// # Panics
 /// Outside a loom runtime, with a message naming `what`.
+#[inline]
 #[track_caller]
 pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&EventLoop) -> R) -> R {
     let current = current_ptr(what);
@@ -89,16 +90,23 @@ pub(crate) fn current_rc(what: &str) -> Rc<EventLoop> {
     }
 }
 
+#[inline]
 #[track_caller]
 fn current_ptr(what: &str) -> *const EventLoop {
     let current = CURRENT.with(Cell::get);
     if current.is_null() {
-        panic!(
-            "loom: {what} must be called from a fiber inside a loom runtime \
-             (start one with loom::Runtime::builder().build()?.run(..) or #[loom::main])"
-        );
+        not_in_runtime(what);
     }
     current
+}
+
+#[cold]
+#[track_caller]
+fn not_in_runtime(what: &str) -> ! {
+    panic!(
+        "loom: {what} must be called from a fiber inside a loom runtime \
+         (start one with loom::Runtime::builder().build()?.run(..) or #[loom::main])"
+    );
 }
 
 /// Whether this thread is inside a loom runtime.
@@ -226,13 +234,19 @@ impl EventLoop {
         unsafe { self.stack_waiters.push_back(&waiter.link) };
         loop {
             self.sched.suspend();
+            // Cancellation wins over a permit granted in the same turn: the
+            // permit moves on to the next waiter.
+            if cancelled() {
+                if waiter.granted.get() {
+                    self.release_permit();
+                } else {
+                    // SAFETY: not granted, so still in `stack_waiters`.
+                    unsafe { self.stack_waiters.remove(&waiter.link) };
+                }
+                return Err(interrupted());
+            }
             if waiter.granted.get() {
                 return Ok(());
-            }
-            if cancelled() {
-                // SAFETY: not granted, so still in `stack_waiters`.
-                unsafe { self.stack_waiters.remove(&waiter.link) };
-                return Err(interrupted());
             }
         }
     }

@@ -87,6 +87,7 @@ impl Scheduler {
     ///
     /// # Panics
     /// Outside a fiber.
+    #[inline]
     pub(crate) fn suspend(&self) {
         let control = self.running("suspend");
         control.state.set(FiberState::Suspended);
@@ -94,6 +95,7 @@ impl Scheduler {
     }
 
     /// The running fiber goes to the back of the run queue.
+    #[inline]
     pub(crate) fn yield_now(&self) {
         let control = self.running("yield_now");
         control.state.set(FiberState::Runnable);
@@ -149,16 +151,24 @@ impl Scheduler {
         });
     }
 
+    #[inline]
     #[track_caller]
     fn running(&self, what: &str) -> &FiberControl {
         let Some(fiber) = self.current.get() else {
-            panic!("loom: {what} must be called from a fiber");
+            not_in_fiber(what);
         };
         // SAFETY: the running fiber's control block is valid while it runs.
         unsafe { fiber.as_ref() }
     }
 }
 
+#[cold]
+#[track_caller]
+fn not_in_fiber(what: &str) -> ! {
+    panic!("loom: {what} must be called from a fiber");
+}
+
+#[inline(always)]
 fn switch_out(control: &FiberControl) {
     let yielder = control.yielder.get();
     assert!(!yielder.is_null(), "a fiber switched out before it started");
