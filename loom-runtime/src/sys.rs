@@ -41,7 +41,8 @@ pub(crate) const fn round_up(n: usize, align: usize) -> usize {
 }
 
 /// An `io::Error` of kind `Interrupted`, the error every blocking call of a
-/// cancelled fiber returns.
+/// cancelled fiber returns. Kind-only, because a message would be boxed and
+/// cancellation must not allocate.
 pub(crate) fn interrupted() -> io::Error {
-    io::Error::new(io::ErrorKind::Interrupted, "fiber was cancelled")
+    io::Error::from(io::ErrorKind::Interrupted)
 }
