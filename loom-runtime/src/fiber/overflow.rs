@@ -148,7 +148,7 @@ extern "C" fn handle_fault(
     let index = if signal == libc::SIGSEGV { 0 } else { 1 };
     // SAFETY: PREVIOUS[index] was initialised before this handler was
     // installed and is never written again.
-    let previous = unsafe { (*(&raw const PREVIOUS[index])).assume_init_ref() };
+    let previous = unsafe { &*(&raw const PREVIOUS).cast::<libc::sigaction>().add(index) };
     let handler = previous.sa_sigaction;
     if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
         // Not ours: restore the old disposition and return, so the faulting

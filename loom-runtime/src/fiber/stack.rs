@@ -101,7 +101,7 @@ impl PooledStack {
     /// If `base` is not above the slot's guard page by at least a page.
     pub(crate) fn new(slot: &StackSlot, base: usize) -> PooledStack {
         assert!(
-            base % STACK_ALIGNMENT == 0 && base >= slot.guard + 2 * page_size() && base <= slot.top
+            base.is_multiple_of(STACK_ALIGNMENT) && base >= slot.guard + 2 * page_size() && base <= slot.top
         );
         PooledStack {
             base: NonZeroUsize::new(base).expect("stack base is not null"),

@@ -400,7 +400,8 @@ impl EventLoop {
         // so moving it out and dropping it runs no fiber code and unwinds
         // nothing; the slot's memory stays ours until `release_fiber`.
         let coroutine = unsafe { ptr::read(control.coroutine.get()).assume_init() };
-        drop(coroutine.into_stack());
+        // The stack handle is plain data; the slot is released separately.
+        let _stack: PooledStack = coroutine.into_stack();
         if let Some(joiner) = control.joiner.take() {
             self.sched.wake(joiner);
         }
