@@ -57,3 +57,8 @@ pub mod __private {
     //! What macro-generated code calls; not a public API.
     pub use loom_runtime::*;
 }
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
