@@ -53,7 +53,10 @@ fn main() -> std::io::Result<()> {
         .max_fibers(FIBERS + 1)
         .stack_size(STACK_BYTES)
         .build()?;
-    println!("loom demo: {FIBERS} fibers with {} KiB stacks on one loop", STACK_BYTES / 1024);
+    println!(
+        "loom demo: {FIBERS} fibers with {} KiB stacks on one loop",
+        STACK_BYTES / 1024
+    );
     println!("  reserved stacks    {:>10}", rt.reserved_fibers());
 
     rt.run(|| {

@@ -12,7 +12,11 @@ fn spawning_past_max_fibers_waits_for_a_free_stack() {
     let peak = Rc::new(Cell::new(0usize));
     let finished = Rc::new(Cell::new(0usize));
     let (running2, peak2, finished2) = (running.clone(), peak.clone(), finished.clone());
-    let rt = loom::Runtime::builder().fibers(2).max_fibers(LIMIT).build().unwrap();
+    let rt = loom::Runtime::builder()
+        .fibers(2)
+        .max_fibers(LIMIT)
+        .build()
+        .unwrap();
     rt.run(move || {
         for _ in 0..20 {
             let (running, peak, finished) = (running2.clone(), peak2.clone(), finished2.clone());
@@ -32,7 +36,11 @@ fn spawning_past_max_fibers_waits_for_a_free_stack() {
         }
     });
     assert_eq!(finished.get(), 20);
-    assert_eq!(peak.get(), LIMIT - 1, "the limit was reached but never exceeded");
+    assert_eq!(
+        peak.get(),
+        LIMIT - 1,
+        "the limit was reached but never exceeded"
+    );
     assert_eq!(running.get(), 0);
 }
 

@@ -101,7 +101,9 @@ impl PooledStack {
     /// If `base` is not above the slot's guard page by at least a page.
     pub(crate) fn new(slot: &StackSlot, base: usize) -> PooledStack {
         assert!(
-            base.is_multiple_of(STACK_ALIGNMENT) && base >= slot.guard + 2 * page_size() && base <= slot.top
+            base.is_multiple_of(STACK_ALIGNMENT)
+                && base >= slot.guard + 2 * page_size()
+                && base <= slot.top
         );
         PooledStack {
             base: NonZeroUsize::new(base).expect("stack base is not null"),
