@@ -3,6 +3,7 @@
 //! fiber costs, and how many heap allocations spawning them made.
 //!
 //! Run with `cargo run --release --example demo`.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,5 @@
 //! Spawning, joining, panics, cancellation and shutdown of fibers.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use std::cell::{Cell, RefCell};
 use std::io;

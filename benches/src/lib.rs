@@ -7,6 +7,7 @@
 //!   timed section and turns the deltas into a per-operation [`Sample`].
 //! * [`best_of`] / [`best_of_async`] run a warm-up pass followed by a timed
 //!   pass, [`REPS`] times, and keep the fastest timed pass.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};

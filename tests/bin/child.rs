@@ -2,6 +2,7 @@
 //! main fiber, a stack overflow, shutdown with blocked fibers (also built
 //! with `panic = "abort"`), guard-page exhaustion. Usage:
 //! `loom-child <scenario>`.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use std::cell::Cell;
 use std::hint::black_box;

@@ -24,6 +24,7 @@
 //! and each measurement reports the fastest of `REPS` timed passes, with the
 //! allocation count (alloc + alloc_zeroed + realloc calls, all threads) from
 //! that pass.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use std::hint::black_box;
 use std::io::Write;

@@ -476,7 +476,7 @@ impl EventLoop {
     /// mapped forever: freeing them would need unwinding a suspended
     /// coroutine, which `panic = "abort"` cannot do and which would run
     /// user code at an arbitrary point.
-    fn abandon_unfinished(&self) {
+    pub(crate) fn abandon_unfinished(&self) {
         self.sched.for_each_unfinished(|fiber| {
             // SAFETY: unfinished fibers' blocks are valid.
             let control = unsafe { fiber.as_ref() };

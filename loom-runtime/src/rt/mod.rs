@@ -208,7 +208,12 @@ impl Runtime {
         let main = event_loop
             .spawn(FiberName::new("main"), None, main)
             .unwrap_or_else(|e| panic!("loom: cannot spawn the main fiber: {e}"));
-        event_loop.drive(main.fiber_ptr());
+        {
+            // Should the loop itself ever unwind (a runtime bug), stacks of
+            // suspended fibers must still never be unmapped under them.
+            let _abandon = AbandonOnUnwind(&event_loop);
+            event_loop.drive(main.fiber_ptr());
+        }
         drop(guard);
         assert!(
             main.is_finished(),
@@ -224,6 +229,17 @@ impl Runtime {
     /// Stacks reserved so far.
     pub fn reserved_fibers(&self) -> usize {
         self.pool.capacity()
+    }
+}
+
+/// Abandons (leaks) every unfinished fiber if dropped during a panic.
+struct AbandonOnUnwind<'a>(&'a EventLoop);
+
+impl Drop for AbandonOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abandon_unfinished();
+        }
     }
 }
 
