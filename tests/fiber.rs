@@ -6,12 +6,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-fn runtime() -> loom::Runtime {
-    loom::Runtime::builder()
-        .fibers(64)
-        .build()
-        .expect("build a runtime")
-}
+use loom_tests::runtime;
 
 #[test]
 fn spawned_fibers_start_in_fifo_order() {

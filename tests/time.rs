@@ -4,12 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-fn runtime() -> loom::Runtime {
-    loom::Runtime::builder()
-        .fibers(64)
-        .build()
-        .expect("build a runtime")
-}
+use loom_tests::runtime;
 
 #[test]
 fn sleep_lasts_at_least_its_duration() {

@@ -6,6 +6,14 @@ use std::cell::Cell;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+/// A runtime with the defaults but a small pool, for tests.
+pub fn runtime() -> loom::Runtime {
+    loom::Runtime::builder()
+        .fibers(64)
+        .build()
+        .expect("build a runtime")
+}
+
 /// A global allocator that counts allocations made *by the calling
 /// thread*, so tests running in parallel on other threads do not disturb a
 /// measurement. Install it with `#[global_allocator]` in a test binary.

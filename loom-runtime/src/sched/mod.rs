@@ -125,10 +125,9 @@ impl Scheduler {
         debug_assert_eq!(control.state.get(), FiberState::Runnable);
         control.state.set(FiberState::Running);
         self.current.set(Some(fiber));
-        // SAFETY: spawn initialised the coroutine and it is only moved out
-        // once it has returned, which it has not (contract). No other
-        // reference to the coroutine exists while the loop resumes it: fiber
-        // code touches other fields of the block only.
+        // SAFETY: spawn initialised the coroutine; it is moved out only once
+        // returned, which it has not (contract). Nothing else references it
+        // while the loop resumes it: fiber code touches other fields only.
         let coroutine = unsafe { (*control.coroutine.get()).assume_init_mut() };
         let outcome = coroutine.resume(());
         self.current.set(None);
