@@ -184,7 +184,7 @@ impl EventLoop {
         T: 'static,
     {
         let stack_bytes = stack_bytes.unwrap_or(self.config.stack_bytes);
-        check_result_fits::<T>(stack_bytes)?;
+        let layout = ResultLayout::of::<T>(stack_bytes)?;
         self.acquire_permit()?;
         let slot = match self.pool.take_slot(stack_bytes) {
             Ok(slot) => slot,
@@ -196,8 +196,8 @@ impl EventLoop {
         let id = self.next_fiber_id.get();
         self.next_fiber_id.set(id + 1);
         // SAFETY: `slot` was just taken from the pool, so nothing else uses
-        // its memory; check_result_fits vetted the layout.
-        let fiber = unsafe { init_fiber(slot, id, name, f) };
+        // its memory; `layout` was computed for its size.
+        let fiber = unsafe { init_fiber(slot, layout, id, name, f) };
         // SAFETY: init_fiber returned an initialised block that stays valid
         // until `release_fiber` (after the fiber finished).
         unsafe {
@@ -509,39 +509,67 @@ impl EventLoop {
     }
 }
 
-/// Refuses return types that would eat the stack they are stored on.
-fn check_result_fits<T>(stack_bytes: usize) -> io::Result<()> {
-    let result_bytes = size_of::<thread::Result<T>>() + align_of::<thread::Result<T>>();
-    let used = CONTROL_BYTES + result_bytes + STACK_ALIGNMENT;
-    if used + MIN_FRAME_BYTES > stack_bytes {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "a fiber's return value of {} bytes does not fit its {} KiB stack with {} KiB to \
-                 spare; return a Box or use a larger stack_size",
-                size_of::<T>(),
-                stack_bytes / 1024,
-                MIN_FRAME_BYTES / 1024
-            ),
-        ));
+/// Where a fiber returning `T` keeps its result and where its usable stack
+/// begins, as distances below the slot's (page-aligned) top. The one place
+/// that decides the layout drawn in `fiber/control.rs`.
+#[derive(Clone, Copy, Debug)]
+struct ResultLayout {
+    result_below_top: usize,
+    base_below_top: usize,
+}
+
+impl ResultLayout {
+    /// Lays out `thread::Result<T>` under the control block, refusing types
+    /// that would leave less than `MIN_FRAME_BYTES` of the stack to run on.
+    fn of<T>(stack_bytes: usize) -> io::Result<ResultLayout> {
+        let size = size_of::<thread::Result<T>>();
+        let align = align_of::<thread::Result<T>>();
+        // Offsets from a page-aligned top keep their alignment only for
+        // alignments up to a page.
+        let result_below_top = if align <= page_size() {
+            Some(crate::sys::round_up(CONTROL_BYTES + size, align))
+        } else {
+            None
+        };
+        let layout = result_below_top.map(|result_below_top| ResultLayout {
+            result_below_top,
+            base_below_top: crate::sys::round_up(result_below_top, STACK_ALIGNMENT),
+        });
+        match layout {
+            Some(layout) if layout.base_below_top + MIN_FRAME_BYTES <= stack_bytes => Ok(layout),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a fiber's return value of {} bytes (alignment {align}) does not fit its {} KiB \
+                     stack with {} KiB to spare; return a Box or use a larger stack_size",
+                    size_of::<T>(),
+                    stack_bytes / 1024,
+                    MIN_FRAME_BYTES / 1024
+                ),
+            )),
+        }
     }
-    Ok(())
 }
 
 /// Writes the control block and the coroutine into `slot`.
 ///
 /// # Safety
-/// Nothing else uses `slot`'s memory, and `check_result_fits::<T>` passed
-/// for its size.
-unsafe fn init_fiber<F, T>(slot: StackSlot, id: u64, name: FiberName, f: F) -> NonNull<FiberControl>
+/// Nothing else uses `slot`'s memory, and `layout` is
+/// `ResultLayout::of::<T>` for the slot's stack size.
+unsafe fn init_fiber<F, T>(
+    slot: StackSlot,
+    layout: ResultLayout,
+    id: u64,
+    name: FiberName,
+    f: F,
+) -> NonNull<FiberControl>
 where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
     let control_addr = slot.top - CONTROL_BYTES;
-    let result_align = align_of::<thread::Result<T>>();
-    let result_addr = (control_addr - size_of::<thread::Result<T>>()) & !(result_align - 1);
-    let base = result_addr & !(STACK_ALIGNMENT - 1);
+    let result_addr = slot.top - layout.result_below_top;
+    let base = slot.top - layout.base_below_top;
     debug_assert!(base >= slot.guard + page_size() + MIN_FRAME_BYTES);
     let control = control_addr as *mut FiberControl;
     // SAFETY: the slot's top CONTROL_BYTES are ours (contract) and
@@ -584,5 +612,40 @@ where
         // SAFETY: `result` is reserved for exactly this type (contract) and
         // is written once, here.
         unsafe { control.result.cast::<thread::Result<T>>().write(outcome) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[repr(align(256))]
+    struct Aligned {
+        _bytes: [u8; 300],
+    }
+
+    #[test]
+    fn result_layout_is_aligned_and_clear_of_the_control_block() {
+        fn check<T>() {
+            let top = 64 * 1024 * 4; // any page-aligned address will do
+            let layout = ResultLayout::of::<T>(64 * 1024).unwrap();
+            let result = top - layout.result_below_top;
+            assert_eq!(result % align_of::<thread::Result<T>>(), 0);
+            assert!(result + size_of::<thread::Result<T>>() <= top - CONTROL_BYTES);
+            assert_eq!((top - layout.base_below_top) % STACK_ALIGNMENT, 0);
+            assert!(layout.base_below_top >= layout.result_below_top);
+        }
+        check::<()>();
+        check::<u8>();
+        check::<u128>();
+        check::<Aligned>();
+        check::<String>();
+    }
+
+    #[test]
+    fn result_layout_refuses_results_that_leave_too_little_stack() {
+        assert!(ResultLayout::of::<[u8; 4096]>(16 * 1024).is_ok());
+        let err = ResultLayout::of::<[u8; 12 * 1024]>(16 * 1024).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 }
