@@ -309,8 +309,9 @@ impl EventLoop {
         }
     }
 
-    /// Blocks the running fiber until `deadline` (forever for `None`).
-    pub(crate) fn sleep_until(&self, deadline: Option<Instant>) -> io::Result<()> {
+    /// Blocks the running fiber until `deadline` (forever for `None`);
+    /// `now` is the caller's reading of the clock, so a sleep reads it once.
+    pub(crate) fn sleep_until(&self, deadline: Option<Instant>, now: Instant) -> io::Result<()> {
         let me = self.current_fiber("loom::time::sleep");
         if me.cancelled.get() {
             return Err(interrupted());
@@ -319,7 +320,7 @@ impl EventLoop {
         if let Some(deadline) = deadline {
             // SAFETY: `entry` stays in this frame until it fired or we
             // cancel it below; it is never moved.
-            let armed = deadline > Instant::now()
+            let armed = deadline > now
                 && unsafe { self.timers.arm(&entry, self.tick_at_or_after(deadline)) };
             if !armed {
                 // Already due: still let others run, as a sleep would.

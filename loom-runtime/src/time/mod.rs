@@ -40,8 +40,10 @@ use crate::rt::event_loop::with_current;
 /// ```
 #[track_caller]
 pub fn sleep(duration: Duration) -> io::Result<()> {
-    let deadline = Instant::now().checked_add(duration);
-    with_current("loom::time::sleep", |lp| lp.sleep_until(deadline))
+    let now = Instant::now();
+    with_current("loom::time::sleep", |lp| {
+        lp.sleep_until(now.checked_add(duration), now)
+    })
 }
 
 /// Suspends the running fiber until `deadline`; see [`sleep`].
@@ -52,6 +54,6 @@ pub fn sleep(duration: Duration) -> io::Result<()> {
 #[track_caller]
 pub fn sleep_until(deadline: Instant) -> io::Result<()> {
     with_current("loom::time::sleep_until", |lp| {
-        lp.sleep_until(Some(deadline))
+        lp.sleep_until(Some(deadline), Instant::now())
     })
 }
