@@ -11,7 +11,9 @@
 //!   divided by the yields of both. The `corosensei` row is the floor: a bare
 //!   coroutine with no scheduler, where one op is one `resume` + `suspend`
 //!   round trip, the same two stack switches a scheduler-mediated yield
-//!   needs at minimum (task -> scheduler -> other task).
+//!   needs at minimum (task -> scheduler -> other task). The
+//!   `corosensei-pair` row alternates two bare coroutines through an index
+//!   the compiler cannot predict: what a scheduler pays before any queue.
 //! * `spawn_join`: spawn a fiber / coroutine / task / thread with an empty
 //!   body and wait for it, repeatedly. One op is one spawn + join.
 //!
@@ -74,6 +76,12 @@ const CASES: &[Case] = &[
         imp: "corosensei",
         ops: YIELD_OPS,
         run: corosensei_yield_pingpong,
+    },
+    Case {
+        bench: "yield_pingpong",
+        imp: "corosensei-pair",
+        ops: YIELD_OPS,
+        run: corosensei_pair_pingpong,
     },
     Case {
         bench: "spawn_join",
@@ -256,6 +264,30 @@ fn corosensei_yield_pingpong() -> Sample {
     });
     // Let the body return normally instead of force-unwinding it on drop.
     assert!(matches!(co.resume(false), CoroutineResult::Return(())));
+    sample
+}
+
+/// Two bare coroutines resumed alternately, the next one chosen by an index
+/// the compiler cannot see through: the least any scheduler must do to hand
+/// the CPU between two fibers, without a run queue. Reference only; the
+/// issue's floor is the single-coroutine row above.
+fn corosensei_pair_pingpong() -> Sample {
+    let body = |yielder: &corosensei::Yielder<bool, ()>, mut keep_going: bool| {
+        while keep_going {
+            keep_going = yielder.suspend(());
+        }
+    };
+    let mut pair: [Coroutine<bool, (), ()>; 2] = [Coroutine::new(body), Coroutine::new(body)];
+    let sample = best_of(YIELD_OPS, |n| {
+        let mut next = 0usize;
+        for _ in 0..black_box(n) {
+            black_box(pair[next].resume(black_box(true)));
+            next = black_box(next ^ 1);
+        }
+    });
+    for co in &mut pair {
+        assert!(matches!(co.resume(false), CoroutineResult::Return(())));
+    }
     sample
 }
 
