@@ -1,4 +1,7 @@
-//! Shared harness for the `micro` benchmark binary.
+//! Shared harness for the benchmark binaries.
+//!
+//! For the `echo` binary (TCP echo servers side by side), see [`echo`]. For
+//! the `micro` binary:
 //!
 //! * [`CountingAlloc`] is a global-allocator wrapper around
 //!   [`std::alloc::System`] that counts allocation calls; the binary installs
@@ -8,6 +11,8 @@
 //! * [`best_of`] / [`best_of_async`] run a warm-up pass followed by a timed
 //!   pass, [`REPS`] times, and keep the fastest timed pass.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+pub mod echo;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -15,12 +15,17 @@
     missing_docs
 )]
 
+pub mod blocking;
+mod driver;
 pub mod fiber;
 mod list;
+pub mod net;
+mod op;
 pub mod rt;
 mod sched;
 mod sys;
 pub mod time;
 
+pub use blocking::unblock;
 pub use fiber::{JoinHandle, spawn, yield_now};
 pub use rt::Runtime;

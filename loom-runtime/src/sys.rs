@@ -46,3 +46,87 @@ pub(crate) const fn round_up(n: usize, align: usize) -> usize {
 pub(crate) fn interrupted() -> io::Error {
     io::Error::from(io::ErrorKind::Interrupted)
 }
+
+/// `send` flag that turns SIGPIPE into an `EPIPE` error. macOS has no such
+/// flag; sockets there get `SO_NOSIGPIPE` when they are created instead.
+#[cfg(not(target_vendor = "apple"))]
+pub(crate) const MSG_NOSIGNAL: i32 = libc::MSG_NOSIGNAL;
+/// See above.
+#[cfg(target_vendor = "apple")]
+pub(crate) const MSG_NOSIGNAL: i32 = 0;
+
+/// `accept4(SOCK_CLOEXEC | SOCK_NONBLOCK)`, or its two-step equivalent where
+/// there is no accept4. Fills `peer`.
+pub(crate) fn accept(
+    fd: std::os::fd::RawFd,
+    peer: &mut crate::op::RawAddr,
+) -> io::Result<std::os::fd::RawFd> {
+    peer.len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        syscall!(accept4(
+            fd,
+            (&raw mut peer.storage).cast(),
+            &mut peer.len,
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK
+        ))
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        let new = syscall!(accept(fd, (&raw mut peer.storage).cast(), &mut peer.len))?;
+        // SAFETY: `new` was just returned by accept and is owned here.
+        let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(new) };
+        set_cloexec(new)?;
+        set_nonblocking(new, true)?;
+        set_nosigpipe(new)?;
+        Ok(std::os::fd::IntoRawFd::into_raw_fd(owned))
+    }
+}
+
+/// Reads and clears a socket's pending error (`SO_ERROR`).
+pub(crate) fn take_socket_error(fd: std::os::fd::RawFd) -> io::Result<Option<io::Error>> {
+    let mut error: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    syscall!(getsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_ERROR,
+        (&raw mut error).cast(),
+        &mut len
+    ))?;
+    Ok((error != 0).then(|| io::Error::from_raw_os_error(error)))
+}
+
+/// Sets or clears `O_NONBLOCK`.
+pub(crate) fn set_nonblocking(fd: std::os::fd::RawFd, nonblocking: bool) -> io::Result<()> {
+    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    let wanted = if nonblocking {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if wanted != flags {
+        syscall!(fcntl(fd, libc::F_SETFL, wanted))?;
+    }
+    Ok(())
+}
+
+/// Sets `FD_CLOEXEC`.
+#[cfg(target_vendor = "apple")]
+pub(crate) fn set_cloexec(fd: std::os::fd::RawFd) -> io::Result<()> {
+    syscall!(fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC)).map(drop)
+}
+
+/// Sets `SO_NOSIGPIPE`, macOS's per-socket stand-in for `MSG_NOSIGNAL`.
+#[cfg(target_vendor = "apple")]
+pub(crate) fn set_nosigpipe(fd: std::os::fd::RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    syscall!(setsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_NOSIGPIPE,
+        (&raw const one).cast(),
+        size_of::<libc::c_int>() as libc::socklen_t
+    ))
+    .map(drop)
+}

@@ -50,7 +50,9 @@
     missing_docs
 )]
 
-pub use loom_runtime::{JoinHandle, Runtime, fiber, rt, spawn, time, yield_now};
+pub use loom_runtime::{
+    JoinHandle, Runtime, blocking, fiber, net, rt, spawn, time, unblock, yield_now,
+};
 
 #[doc(hidden)]
 pub mod __private {

@@ -14,6 +14,43 @@ pub fn runtime() -> loom::Runtime {
         .expect("build a runtime")
 }
 
+/// Runs `f` as the main fiber of a fresh runtime once per I/O backend this
+/// host supports (io_uring and epoll on Linux), so every I/O behaviour is
+/// checked on each. A failure names the backend it happened on.
+pub fn on_each_backend<T: 'static>(f: impl Fn() -> T + Clone + 'static) -> Vec<T> {
+    on_each_backend_with(|b| b.fibers(64), f)
+}
+
+/// [`on_each_backend`] with a customised builder.
+pub fn on_each_backend_with<T: 'static>(
+    configure: impl Fn(loom::rt::Builder) -> loom::rt::Builder,
+    f: impl Fn() -> T + Clone + 'static,
+) -> Vec<T> {
+    let backends = loom::rt::Backend::available();
+    assert!(!backends.is_empty());
+    backends
+        .into_iter()
+        .map(|backend| {
+            let rt = configure(loom::Runtime::builder().backend(backend))
+                .build()
+                .unwrap_or_else(|e| panic!("[{backend}] cannot build a runtime: {e}"));
+            assert_eq!(rt.backend(), backend);
+            let f = f.clone();
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || rt.run(f))) {
+                Ok(value) => value,
+                Err(payload) => {
+                    let message = payload
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| payload.downcast_ref::<&str>().copied())
+                        .unwrap_or("(non-string panic)");
+                    panic!("[backend {backend}] {message}");
+                }
+            }
+        })
+        .collect()
+}
+
 /// A global allocator that counts allocations made *by the calling
 /// thread*, so tests running in parallel on other threads do not disturb a
 /// measurement. Install it with `#[global_allocator]` in a test binary.

@@ -2,10 +2,12 @@
 //! and the loop that drives them.
 //!
 //! The loop is the only code that resumes fibers. Each turn it runs up to
-//! [`RUN_BUDGET`] runnable fibers, fires due timers, and when nothing is
-//! runnable waits for the next deadline (the I/O drivers will wait for
-//! completions there instead). The data plane — spawn, suspend, wake, timer
-//! arming — allocates nothing and makes no system call.
+//! [`RUN_BUDGET`] runnable fibers, fires due timers, and gives the I/O
+//! driver a turn: a non-blocking one (submit, reap) while fibers are still
+//! runnable and I/O is outstanding, else one that waits in the kernel until
+//! an op completes or the next timer is due. The data plane — spawn,
+//! suspend, wake, timer arming, queueing an op — allocates nothing and makes
+//! no system call of its own.
 
 use std::cell::Cell;
 use std::io;
@@ -15,6 +17,8 @@ use std::ptr::{self, NonNull};
 use std::rc::Rc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::driver::Driver;
 
 use corosensei::Yielder;
 use corosensei::stack::STACK_ALIGNMENT;
@@ -47,6 +51,9 @@ pub(crate) struct LoopConfig {
 pub(crate) struct EventLoop {
     pub(crate) sched: Scheduler,
     pub(crate) pool: StackPool,
+    pub(crate) driver: Driver,
+    /// Blocking-pool jobs of this loop's fibers not handed back yet.
+    remote_jobs: Cell<usize>,
     stack_waiters: List,
     timers: TimerWheel,
     start: Instant,
@@ -144,10 +151,12 @@ struct StackWaiter {
 }
 
 impl EventLoop {
-    pub(crate) fn new(pool: StackPool, config: LoopConfig) -> EventLoop {
+    pub(crate) fn new(pool: StackPool, driver: Driver, config: LoopConfig) -> EventLoop {
         EventLoop {
             sched: Scheduler::new(),
             pool,
+            driver,
+            remote_jobs: Cell::new(0),
             stack_waiters: List::new(),
             timers: TimerWheel::new(),
             start: Instant::now(),
@@ -341,6 +350,38 @@ impl EventLoop {
         }
     }
 
+    /// Arms `entry` to wake its fiber at `deadline`. Returns `false` (and
+    /// arms nothing) if the deadline has already passed.
+    ///
+    /// The entry must stay in place until it fired or
+    /// [`EventLoop::disarm_timer`] was called: callers keep it in the frame
+    /// that waits on it.
+    pub(crate) fn arm_timer(&self, entry: &TimerEntry, deadline: Instant) -> bool {
+        // SAFETY: callers keep `entry` in their frame until it fired or is
+        // disarmed (documented above), and it is armed on this loop only.
+        deadline > Instant::now()
+            && unsafe { self.timers.arm(entry, self.tick_at_or_after(deadline)) }
+    }
+
+    /// Takes an armed entry off the wheel (a no-op once it fired).
+    pub(crate) fn disarm_timer(&self, entry: &TimerEntry) {
+        // SAFETY: entries are only ever armed on their own loop's wheel.
+        unsafe { self.timers.cancel(entry) };
+    }
+
+    /// Counts a job handed to another thread, which will come back through
+    /// the driver's remote queue (so the loop must not call that a
+    /// deadlock).
+    pub(crate) fn remote_job_started(&self) {
+        self.remote_jobs.set(self.remote_jobs.get() + 1);
+    }
+
+    /// The job counted by [`EventLoop::remote_job_started`] came back, or
+    /// was taken back before it ran.
+    pub(crate) fn remote_job_ended(&self) {
+        self.remote_jobs.set(self.remote_jobs.get() - 1);
+    }
+
     /// Cancels `fiber`: its current or next blocking call returns
     /// `Interrupted`.
     pub(crate) fn cancel(&self, fiber: NonNull<FiberControl>) {
@@ -374,7 +415,11 @@ impl EventLoop {
                 }
             }
             self.fire_due_timers();
-            if !self.sched.has_runnable() && !self.idle() {
+            if self.sched.has_runnable() {
+                if self.io_outstanding() {
+                    self.driver.turn(None, &self.sched);
+                }
+            } else if !self.idle() {
                 self.abandon_unfinished();
                 return;
             }
@@ -424,23 +469,26 @@ impl EventLoop {
         });
     }
 
-    /// Waits until something can be runnable. Returns `false` when nothing
-    /// ever can (a deadlock that cancellation did not resolve).
+    /// Whether ops or blocking-pool jobs may still wake a fiber.
+    fn io_outstanding(&self) -> bool {
+        self.driver.has_pending() || self.remote_jobs.get() > 0
+    }
+
+    /// Waits in the kernel until an op completes, another thread hands
+    /// work back, or the next timer is due. Returns `false` when nothing
+    /// can ever wake a fiber again (a deadlock that cancellation did not
+    /// resolve).
     fn idle(&self) -> bool {
         let next_timer = self.timers.next_tick().map(|tick| self.instant_of(tick));
         let wake_at = match (next_timer, self.shutdown_deadline.get()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let Some(wake_at) = wake_at else {
+        if wake_at.is_none() && !self.io_outstanding() {
             return self.recover_from_deadlock();
-        };
-        // Until the I/O drivers land, a timed wait on the thread is the
-        // loop's only way to block.
-        let now = Instant::now();
-        if wake_at > now {
-            thread::sleep(wake_at - now);
         }
+        let timeout = wake_at.map(|at| at.saturating_duration_since(Instant::now()));
+        self.driver.turn(Some(timeout), &self.sched);
         true
     }
 

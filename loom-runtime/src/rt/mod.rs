@@ -14,6 +14,8 @@ use std::panic;
 use std::rc::Rc;
 use std::time::Duration;
 
+pub use crate::driver::Backend;
+use crate::driver::{Driver, DriverConfig};
 use crate::fiber::control::FiberName;
 use crate::fiber::overflow::AltStack;
 use crate::fiber::stack::{self, StackPool};
@@ -27,6 +29,26 @@ pub const DEFAULT_MAX_FIBERS: usize = 64 * 1024;
 pub const DEFAULT_STACK_BYTES: usize = 64 * 1024;
 /// Default time fibers get to finish after the main fiber returned.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default io_uring submission-queue size (the completion queue is 4×).
+pub const DEFAULT_RING_ENTRIES: u32 = 1024;
+
+/// The I/O backend of the runtime running on this thread.
+///
+/// # Panics
+///
+/// Outside a loom runtime.
+///
+/// # Examples
+///
+/// ```
+/// let rt = loom::Runtime::builder().build()?;
+/// println!("running on {}", rt.run(loom::rt::backend));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[track_caller]
+pub fn backend() -> Backend {
+    event_loop::with_current("loom::rt::backend", |lp| lp.driver.backend())
+}
 
 /// Configures a [`Runtime`].
 ///
@@ -48,6 +70,8 @@ pub struct Builder {
     stack_bytes: usize,
     pin_to_cpu: Option<usize>,
     shutdown_timeout: Duration,
+    backend: Backend,
+    ring_entries: u32,
 }
 
 impl Builder {
@@ -61,7 +85,24 @@ impl Builder {
             stack_bytes: DEFAULT_STACK_BYTES,
             pin_to_cpu: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            backend: Backend::Auto,
+            ring_entries: DEFAULT_RING_ENTRIES,
         }
+    }
+
+    /// The I/O backend (default [`Backend::Auto`]: io_uring if usable, else
+    /// epoll or kqueue; `LOOM_BACKEND` overrides `Auto`).
+    pub fn backend(mut self, backend: Backend) -> Builder {
+        self.backend = backend;
+        self
+    }
+
+    /// io_uring submission-queue entries, a power of two up to 32768
+    /// (default [`DEFAULT_RING_ENTRIES`]). Not a limit on ops in flight: a
+    /// full queue is submitted and refilled.
+    pub fn ring_entries(mut self, entries: u32) -> Builder {
+        self.ring_entries = entries;
+        self
     }
 
     /// Number of stacks reserved at start-up. Reserving is cheap — address
@@ -109,9 +150,10 @@ impl Builder {
     ///
     /// `InvalidInput` for a stack size out of range, `max_fibers` of 0 or
     /// below `fibers`, or a CPU outside the process's affinity mask;
-    /// `Unsupported` for pinning off Linux; the reservation's error (e.g.
-    /// `OutOfMemory` naming `vm.max_map_count`) if the stacks cannot be
-    /// mapped.
+    /// `Unsupported` for pinning off Linux or a backend this host lacks
+    /// (explicit `IoUring` where io_uring is refused, e.g. `EPERM` under a
+    /// seccomp filter); the reservation's error (e.g. `OutOfMemory` naming
+    /// `vm.max_map_count`) if the stacks cannot be mapped.
     pub fn build(self) -> io::Result<Runtime> {
         let stack_bytes = stack::validate_stack_bytes(self.stack_bytes)?;
         let max_fibers = self
@@ -129,9 +171,26 @@ impl Builder {
         if let Some(cpu) = self.pin_to_cpu {
             affinity::check_cpu(cpu)?;
         }
+        if !self.ring_entries.is_power_of_two() || self.ring_entries > 32768 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "ring_entries ({}) must be a power of two from 1 to 32768",
+                    self.ring_entries
+                ),
+            ));
+        }
         let pool = StackPool::new(stack_bytes, self.fibers, max_fibers)?;
+        let driver = Driver::open(
+            self.backend,
+            DriverConfig {
+                ring_entries: self.ring_entries,
+                events: 1024,
+            },
+        )?;
         Ok(Runtime {
             pool,
+            driver,
             config: LoopConfig {
                 stack_bytes,
                 shutdown_timeout: self.shutdown_timeout,
@@ -150,6 +209,7 @@ impl Default for Builder {
 /// A configured loom runtime, ready to [`run`](Runtime::run).
 pub struct Runtime {
     pool: StackPool,
+    driver: Driver,
     config: LoopConfig,
     pin_to_cpu: Option<usize>,
 }
@@ -203,7 +263,11 @@ impl Runtime {
             log::warn!("no alternate signal stack for fiber overflow reports: {e}");
             None
         });
-        let event_loop = Rc::new(EventLoop::new(self.pool, self.config));
+        let event_loop = Rc::new(EventLoop::new(self.pool, self.driver, self.config));
+        event_loop
+            .driver
+            .start()
+            .unwrap_or_else(|e| panic!("loom: cannot start the I/O driver: {e}"));
         let guard = LoopGuard::enter(&event_loop);
         let main = event_loop
             .spawn(FiberName::new("main"), None, main)
@@ -224,6 +288,11 @@ impl Runtime {
             Ok(value) => value,
             Err(payload) => panic::resume_unwind(payload),
         }
+    }
+
+    /// The I/O backend this runtime will use.
+    pub fn backend(&self) -> Backend {
+        self.driver.backend()
     }
 
     /// Stacks reserved so far.
@@ -251,6 +320,7 @@ impl fmt::Debug for Runtime {
             .field("max_fibers", &self.pool.max_fibers())
             .field("guard_kind", &self.pool.guard_kind())
             .field("pin_to_cpu", &self.pin_to_cpu)
+            .field("backend", &self.driver.backend())
             .finish()
     }
 }

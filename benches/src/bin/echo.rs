@@ -1,0 +1,509 @@
+//! TCP echo, side by side: loom (io_uring and epoll backends), tokio
+//! (`current_thread`), monoio (io_uring driver) and may (one worker), all
+//! driven by the same load generator.
+//!
+//! ```text
+//! cargo run --release -p loom-benches --bin echo -- [OPTIONS]
+//!
+//!   --impl a,b,..   servers to run (default: loom-io_uring,loom-epoll,tokio,monoio,may)
+//!   --msg  n,..     message sizes in bytes (default: 64,4096)
+//!   --conns n,..    connection counts (default: 1,16,256; 256 with --strace)
+//!   --secs s        measured window per measurement (default: 1)
+//!   --warmup s      warm-up before each window (default: 0.25)
+//!   --rounds n      rounds (default: 5)
+//!   --quick         smoke run: --secs 0.2 --warmup 0.05 --rounds 1
+//!   --strace        count server syscalls per message instead (needs strace)
+//! ```
+//!
+//! Each measurement starts a fresh server process — this binary re-executed
+//! as `echo --server <impl>`, which pins itself to CPU 0, binds
+//! `127.0.0.1:0` and prints `port=<n>` on stdout — opens the connections
+//! from this process (pinned to CPU 1), runs every connection's closed loop
+//! (send a message, read back the whole echo, compare it byte for byte,
+//! send the next) for the warm-up and then for the measured window, and
+//! kills the server. Rounds alternate the servers: in every round each
+//! cell (message size x connections) measures every server once, in an
+//! order rotated by one each round. The median per cell is reported, one
+//! line per cell and server on stdout:
+//!
+//! ```text
+//! bench=echo impl=<impl> msg=<bytes> conns=<n> msgs_per_s=<f> server_cpu_us_per_msg=<f> ratio_vs_tokio=<f>
+//! ```
+//!
+//! `server_cpu_us_per_msg` is the server process's own CPU time over the
+//! window — the sum of `/proc/<pid>/task/*/schedstat`'s first field, read
+//! before and after — divided by the echoes completed in it.
+//! `ratio_vs_tokio` is this server's median `msgs_per_s` over tokio's in the
+//! same cell (`NaN` when tokio was not run). Progress, per-measurement
+//! figures (including the server's and the client's CPU utilisation) and
+//! errors go to stderr. A server that fails to start is skipped for the
+//! rest of the run, with its error printed.
+//!
+//! With `--strace`, each server instead runs the warm-up, is let go idle
+//! (the client stops sending and collects the outstanding echoes), gets
+//! `strace -c -f -p <pid>` attached, and then serves one window of load
+//! that again ends with the client collecting every outstanding echo;
+//! strace is detached and the syscalls it counted are divided by the
+//! echoes of that window:
+//!
+//! ```text
+//! bench=echo_syscalls impl=<impl> msg=<bytes> conns=<n> syscalls_per_msg=<f>
+//! ```
+//!
+//! (the per-syscall breakdown goes to stderr). strace slows a server's
+//! syscalls down a lot, so readiness-based servers find more work per
+//! `epoll_wait` than they would untraced; read the figures as a floor for
+//! the wait calls, exact for the reads and writes.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use loom_benches::echo::client::Client;
+use loom_benches::echo::strace::Strace;
+use loom_benches::echo::{CLIENT_CPU, Impl, SERVER_CPU, servers, sys};
+
+/// How long strace gets to attach before the measurement is abandoned.
+const STRACE_ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--server") {
+        return server_main(args.get(1).map(String::as_str).unwrap_or(""));
+    }
+    let opts = match Options::parse(&args) {
+        Ok(opts) => opts,
+        Err(e) => {
+            eprintln!("echo: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = sys::pin_current_thread(CLIENT_CPU) {
+        eprintln!("echo: {e}");
+        return ExitCode::from(2);
+    }
+    let ok = if opts.strace {
+        run_strace(&opts)
+    } else {
+        run_throughput(&opts)
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+const USAGE: &str = "usage: echo [--impl a,b] [--msg 64,4096] [--conns 1,16,256] [--secs S] \
+[--warmup S] [--rounds N] [--quick] [--strace]
+       echo --server <impl>   (internal: run one server)
+impls: loom-io_uring, loom-epoll, tokio, monoio, may";
+
+// -------------------------------------------------------------- options ----
+
+/// Command-line options of the harness.
+#[derive(Debug)]
+struct Options {
+    impls: Vec<Impl>,
+    msgs: Vec<usize>,
+    conns: Vec<usize>,
+    secs: f64,
+    warmup: f64,
+    rounds: usize,
+    strace: bool,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let mut impls = Impl::ALL.to_vec();
+        let mut msgs = vec![64, 4096];
+        let mut conns = None;
+        let (mut secs, mut warmup, mut rounds) = (None, None, None);
+        let mut quick = false;
+        let mut strace = false;
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) => (f, Some(v.to_owned())),
+                None => (arg.as_str(), None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next().cloned())
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            match flag {
+                "--impl" => impls = parse_list(&value()?)?,
+                "--msg" => msgs = parse_list(&value()?)?,
+                "--conns" => conns = Some(parse_list(&value()?)?),
+                "--secs" => secs = Some(parse_num::<f64>(flag, &value()?)?),
+                "--warmup" => warmup = Some(parse_num::<f64>(flag, &value()?)?),
+                "--rounds" => rounds = Some(parse_num::<usize>(flag, &value()?)?),
+                "--quick" => quick = true,
+                "--strace" => strace = true,
+                "-h" | "--help" => return Err("help".into()),
+                _ => return Err(format!("unknown argument {arg:?}")),
+            }
+        }
+        let opts = Options {
+            impls,
+            msgs,
+            conns: conns.unwrap_or_else(|| if strace { vec![256] } else { vec![1, 16, 256] }),
+            secs: secs.unwrap_or(if quick { 0.2 } else { 1.0 }),
+            warmup: warmup.unwrap_or(if quick { 0.05 } else { 0.25 }),
+            rounds: rounds.unwrap_or(if quick || strace { 1 } else { 5 }),
+            strace,
+        };
+        if opts.impls.is_empty() || opts.msgs.is_empty() || opts.conns.is_empty() {
+            return Err("--impl, --msg and --conns need at least one value".into());
+        }
+        if opts.msgs.contains(&0) || opts.conns.contains(&0) {
+            return Err("message sizes and connection counts must be positive".into());
+        }
+        if !(opts.secs > 0.0 && opts.warmup >= 0.0 && opts.rounds > 0) {
+            return Err("--secs and --rounds must be positive, --warmup not negative".into());
+        }
+        Ok(opts)
+    }
+
+    /// Every (message size, connections) cell, in output order.
+    fn cells(&self) -> Vec<(usize, usize)> {
+        let mut cells = Vec::new();
+        for &msg in &self.msgs {
+            for &conns in &self.conns {
+                cells.push((msg, conns));
+            }
+        }
+        cells
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(flag: &str, s: &str) -> Result<T, String> {
+    s.parse()
+        .map_err(|_| format!("{flag}: cannot parse {s:?} as a number"))
+}
+
+fn parse_list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.trim().parse().map_err(|e| format!("{p:?}: {e}")))
+        .collect()
+}
+
+// --------------------------------------------------------------- server ----
+
+/// `echo --server <impl>`: pin to [`SERVER_CPU`] (before any runtime starts
+/// a thread, so every thread inherits it) and serve until killed.
+fn server_main(name: &str) -> ExitCode {
+    let imp: Impl = match name.parse() {
+        Ok(imp) => imp,
+        Err(e) => {
+            eprintln!("echo --server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = sys::pin_current_thread(SERVER_CPU) {
+        eprintln!("echo --server {imp}: {e}");
+        return ExitCode::from(2);
+    }
+    match servers::serve(imp, report_port) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo --server {imp}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Tells the harness the port: one `port=<n>` line on stdout.
+fn report_port(port: u16) {
+    let mut out = io::stdout().lock();
+    // If the harness is gone there is nobody to tell; it kills us anyway.
+    let _ = writeln!(out, "port={port}");
+    let _ = out.flush();
+}
+
+/// A server process, killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `echo --server <imp>` and waits for its port.
+    fn start(imp: Impl) -> io::Result<Server> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["--server", imp.name()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let read = BufReader::new(stdout).read_line(&mut line);
+        let port = line
+            .trim()
+            .strip_prefix("port=")
+            .and_then(|p| p.parse::<u16>().ok());
+        match (read, port) {
+            (Ok(_), Some(port)) => Ok(Server {
+                child,
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            }),
+            (read, _) => {
+                let _ = child.kill();
+                let status = child.wait()?;
+                Err(io::Error::other(format!(
+                    "server did not report a port ({status}; read: {:?}, line: {line:?})",
+                    read.err()
+                )))
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ----------------------------------------------------------- throughput ----
+
+/// One measured window.
+#[derive(Debug, Clone, Copy)]
+struct Measurement {
+    msgs_per_s: f64,
+    server_cpu_us_per_msg: f64,
+    /// Server CPU time over wall time (1.0 = CPU 0 fully busy).
+    server_util: f64,
+    /// Client thread CPU time over wall time (1.0 = client saturated).
+    client_util: f64,
+    server_threads: usize,
+}
+
+/// Why a measurement failed.
+enum Failure {
+    /// The server did not come up: skip this impl from now on.
+    Start(io::Error),
+    /// Anything later: drop this sample only.
+    Run(io::Error),
+}
+
+fn measure(imp: Impl, msg: usize, conns: usize, opts: &Options) -> Result<Measurement, Failure> {
+    let server = Server::start(imp).map_err(Failure::Start)?;
+    let pid = server.pid();
+    let run = || -> io::Result<Measurement> {
+        let mut client = Client::connect(server.addr, conns, msg)?;
+        client.start()?;
+        client.run_until_instant(Instant::now() + Duration::from_secs_f64(opts.warmup))?;
+        let threads = sys::thread_count(pid)?;
+        let server0 = sys::process_cpu_ns(pid)?;
+        let client0 = sys::thread_cpu_ns()?;
+        let n0 = client.completed();
+        let t0 = Instant::now();
+        client.run_until_instant(t0 + Duration::from_secs_f64(opts.secs))?;
+        let wall = t0.elapsed().as_nanos() as f64;
+        let n = (client.completed() - n0) as f64;
+        let client_ns = (sys::thread_cpu_ns()? - client0) as f64;
+        let server_ns = (sys::process_cpu_ns(pid)? - server0) as f64;
+        let threads_after = sys::thread_count(pid)?;
+        if threads_after != threads {
+            eprintln!(
+                "  note: {imp} went from {threads} to {threads_after} threads during the window; \
+                 CPU time of exited threads is not counted"
+            );
+        }
+        Ok(Measurement {
+            msgs_per_s: n / wall * 1e9,
+            server_cpu_us_per_msg: server_ns / n / 1000.0,
+            server_util: server_ns / wall,
+            client_util: client_ns / wall,
+            server_threads: threads_after,
+        })
+    };
+    run().map_err(Failure::Run)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+fn run_throughput(opts: &Options) -> bool {
+    let cells = opts.cells();
+    let mut samples: HashMap<(Impl, usize, usize), Vec<Measurement>> = HashMap::new();
+    let mut broken: HashSet<Impl> = HashSet::new();
+    for round in 0..opts.rounds {
+        let mut order = opts.impls.clone();
+        let shift = round % order.len();
+        order.rotate_left(shift);
+        for &(msg, conns) in &cells {
+            for &imp in &order {
+                if broken.contains(&imp) {
+                    continue;
+                }
+                match measure(imp, msg, conns, opts) {
+                    Ok(m) => {
+                        eprintln!(
+                            "round {}/{} msg={msg} conns={conns} {imp:>13}: {:>9.0} msg/s \
+                             {:>6.2} us/msg server CPU {:>3.0}% ({} threads), client CPU {:>3.0}%",
+                            round + 1,
+                            opts.rounds,
+                            m.msgs_per_s,
+                            m.server_cpu_us_per_msg,
+                            m.server_util * 100.0,
+                            m.server_threads,
+                            m.client_util * 100.0,
+                        );
+                        samples.entry((imp, msg, conns)).or_default().push(m);
+                    }
+                    Err(Failure::Start(e)) => {
+                        eprintln!("{imp}: server failed to start, skipping it: {e}");
+                        broken.insert(imp);
+                    }
+                    Err(Failure::Run(e)) => {
+                        eprintln!(
+                            "round {}/{} msg={msg} conns={conns} {imp}: measurement failed: {e}",
+                            round + 1,
+                            opts.rounds
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    let medians = |imp: Impl, msg: usize, conns: usize| -> Option<(f64, f64)> {
+        let s = samples.get(&(imp, msg, conns))?;
+        let mut rate: Vec<f64> = s.iter().map(|m| m.msgs_per_s).collect();
+        let mut cpu: Vec<f64> = s.iter().map(|m| m.server_cpu_us_per_msg).collect();
+        Some((median(&mut rate), median(&mut cpu)))
+    };
+    let mut out = io::stdout().lock();
+    let mut printed = 0;
+    for &(msg, conns) in &cells {
+        let tokio = medians(Impl::Tokio, msg, conns).map_or(f64::NAN, |(rate, _)| rate);
+        for &imp in &opts.impls {
+            let Some((rate, cpu)) = medians(imp, msg, conns) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "bench=echo impl={imp} msg={msg} conns={conns} msgs_per_s={rate:.1} \
+                 server_cpu_us_per_msg={cpu:.3} ratio_vs_tokio={:.3}",
+                rate / tokio
+            );
+            printed += 1;
+        }
+    }
+    let _ = out.flush();
+    printed == cells.len() * opts.impls.len()
+}
+
+// --------------------------------------------------------------- strace ----
+
+/// Syscalls per echo (total, and the per-syscall breakdown) for one server.
+fn count_syscalls(
+    imp: Impl,
+    msg: usize,
+    conns: usize,
+    opts: &Options,
+) -> Result<(f64, Vec<(String, f64)>), Failure> {
+    let server = Server::start(imp).map_err(Failure::Start)?;
+    let pid = server.pid();
+    let run = || -> io::Result<(f64, Vec<(String, f64)>)> {
+        let mut client = Client::connect(server.addr, conns, msg)?;
+        client.start()?;
+        client.run_until_instant(Instant::now() + Duration::from_secs_f64(opts.warmup))?;
+        // Attach to a quiescent server, so the count covers exactly the
+        // syscalls made for the echoes counted (plus a few idle wake-ups).
+        client.drain()?;
+        let output =
+            std::env::temp_dir().join(format!("loom-echo-strace-{}-{pid}.txt", std::process::id()));
+        let mut strace = Strace::attach(pid, &output)?;
+        let deadline = Instant::now() + STRACE_ATTACH_TIMEOUT;
+        client.run_until(|_| strace.attached() || Instant::now() >= deadline)?;
+        if !strace.attached() {
+            let exited = strace.exited();
+            let summary = strace.finish();
+            return Err(io::Error::other(format!(
+                "strace did not attach within {STRACE_ATTACH_TIMEOUT:?} (exited: {exited}; {:?})",
+                summary.err()
+            )));
+        }
+        let n0 = client.completed();
+        client.start()?;
+        client.run_until_instant(Instant::now() + Duration::from_secs_f64(opts.secs))?;
+        client.drain()?;
+        let n = (client.completed() - n0) as f64;
+        let counts = strace.finish()?;
+        let per_msg = |calls: u64| calls as f64 / n;
+        let total = counts.last().map_or(0, |c| c.calls);
+        let mut breakdown: Vec<(String, f64)> = counts
+            .iter()
+            .filter(|c| c.name != "total")
+            .map(|c| (c.name.clone(), per_msg(c.calls)))
+            .collect();
+        breakdown.sort_by(|a, b| b.1.total_cmp(&a.1));
+        eprintln!("{imp} msg={msg} conns={conns}: {n} echoes while attached");
+        Ok((per_msg(total), breakdown))
+    };
+    run().map_err(Failure::Run)
+}
+
+fn run_strace(opts: &Options) -> bool {
+    let mut ok = true;
+    let mut broken: HashSet<Impl> = HashSet::new();
+    let mut out = io::stdout().lock();
+    for (msg, conns) in opts.cells() {
+        for &imp in &opts.impls {
+            if broken.contains(&imp) {
+                continue;
+            }
+            match count_syscalls(imp, msg, conns, opts) {
+                Ok((total, breakdown)) => {
+                    let top: Vec<String> = breakdown
+                        .iter()
+                        .take(8)
+                        .map(|(name, n)| format!("{name}={n:.3}"))
+                        .collect();
+                    eprintln!("  per msg: {}", top.join(" "));
+                    let _ = writeln!(
+                        out,
+                        "bench=echo_syscalls impl={imp} msg={msg} conns={conns} \
+                         syscalls_per_msg={total:.3}"
+                    );
+                    let _ = out.flush();
+                }
+                Err(Failure::Start(e)) => {
+                    eprintln!("{imp}: server failed to start, skipping it: {e}");
+                    broken.insert(imp);
+                    ok = false;
+                }
+                Err(Failure::Run(e)) => {
+                    eprintln!("{imp} msg={msg} conns={conns}: syscall count failed: {e}");
+                    ok = false;
+                }
+            }
+        }
+    }
+    ok
+}

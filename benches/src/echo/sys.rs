@@ -1,0 +1,73 @@
+//! Linux plumbing: CPU pinning and CPU time read from `/proc`.
+
+use std::fs;
+use std::io;
+
+/// Pins the calling thread to `cpu`. Threads it creates afterwards inherit
+/// the mask, so calling this first thing in `main` pins the whole process.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("CPU {cpu} is out of range"),
+        ));
+    }
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set = unsafe { std::mem::zeroed::<libc::cpu_set_t>() };
+    // SAFETY: CPU_ZERO/CPU_SET write within `set`; `cpu` < CPU_SETSIZE was
+    // checked above.
+    unsafe {
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+    }
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the
+    // calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot pin to CPU {cpu}: {e}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The first field of a `schedstat` file: nanoseconds spent on a CPU.
+fn schedstat_ns(text: &str) -> io::Result<u64> {
+    text.split_whitespace()
+        .next()
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed schedstat"))
+}
+
+/// Nanoseconds process `pid` has spent on a CPU: the sum over its live
+/// threads of `/proc/<pid>/task/<tid>/schedstat`'s first field.
+///
+/// Threads that have exited are not counted (their time is gone from
+/// `task/`), so take both samples of a window while the server's threads
+/// are all alive; none of the servers starts or stops threads under
+/// steady load.
+pub fn process_cpu_ns(pid: u32) -> io::Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = entry?.path().join("schedstat");
+        match fs::read_to_string(&path) {
+            Ok(text) => total += schedstat_ns(&text)?,
+            // The thread exited between listing and reading.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
+/// Number of threads process `pid` has right now.
+pub fn thread_count(pid: u32) -> io::Result<usize> {
+    Ok(fs::read_dir(format!("/proc/{pid}/task"))?.count())
+}
+
+/// Nanoseconds the calling thread has spent on a CPU.
+pub fn thread_cpu_ns() -> io::Result<u64> {
+    schedstat_ns(&fs::read_to_string("/proc/thread-self/schedstat")?)
+}

@@ -1,0 +1,271 @@
+//! The completion contract between fibers and the kernel, and its backends.
+//!
+//! A fiber that blocks on I/O builds an [`op`](crate::op) on its own stack
+//! and hands it to the loop's [`Driver`]; the driver tells the fiber when
+//! the operation has finished, whichever way the kernel works:
+//!
+//! - `uring` (Linux): the op becomes an SQE whose `user_data` is the address
+//!   of a [`Completion`] on the fiber's stack; the CQE's result is stored
+//!   there and the fiber woken.
+//! - `poll` (mio: epoll on Linux, kqueue on macOS/BSD): the fiber tries the
+//!   system call itself; on `EAGAIN` it parks on the socket's waiter list
+//!   until the socket becomes ready, then tries again.
+//!
+//! The backend is chosen once, when the runtime is built, and dispatched
+//! with a `match` on [`Driver`] — no dynamic dispatch on the data path.
+
+pub(crate) mod poll;
+pub(crate) mod remote;
+#[cfg(target_os = "linux")]
+pub(crate) mod uring;
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use crate::fiber::control::FiberControl;
+use crate::sched::Scheduler;
+use remote::Remote;
+
+/// Which kernel interface a runtime's event loop uses for I/O.
+///
+/// # Examples
+///
+/// ```
+/// use loom::rt::Backend;
+///
+/// let rt = loom::Runtime::builder().backend(Backend::Auto).build()?;
+/// let chosen = rt.run(loom::rt::backend);
+/// assert_ne!(chosen, Backend::Auto); // always a concrete backend inside
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// io_uring where the kernel allows it and supports every operation
+    /// loom uses; otherwise epoll (Linux) or kqueue (macOS/BSD). The reason
+    /// for a fallback is logged once, at `info` level. The environment
+    /// variable `LOOM_BACKEND=io_uring|epoll|kqueue` overrides `Auto`.
+    Auto,
+    /// io_uring (Linux ≥ 5.11). Building fails if it is unavailable.
+    IoUring,
+    /// epoll, through mio (Linux).
+    Epoll,
+    /// kqueue, through mio (macOS, iOS, FreeBSD, NetBSD, OpenBSD, DragonFly).
+    Kqueue,
+}
+
+impl Backend {
+    /// The name used by `LOOM_BACKEND` and in log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::IoUring => "io_uring",
+            Backend::Epoll => "epoll",
+            Backend::Kqueue => "kqueue",
+        }
+    }
+
+    /// Parses a `LOOM_BACKEND` value.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the accepted values.
+    pub fn from_name(name: &str) -> io::Result<Backend> {
+        match name.trim() {
+            "auto" => Ok(Backend::Auto),
+            "io_uring" | "io-uring" | "uring" => Ok(Backend::IoUring),
+            "epoll" => Ok(Backend::Epoll),
+            "kqueue" => Ok(Backend::Kqueue),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("unknown loom backend {other:?}; expected auto, io_uring, epoll or kqueue"),
+            )),
+        }
+    }
+
+    /// The concrete backends this host can run, best first (what
+    /// `Backend::Auto` would try, in order).
+    pub fn available() -> Vec<Backend> {
+        let mut out = Vec::new();
+        #[cfg(target_os = "linux")]
+        if uring::Uring::probe().is_ok() {
+            out.push(Backend::IoUring);
+        }
+        out.push(poll::NATIVE);
+        out
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Sizes of the driver's kernel-shared structures.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DriverConfig {
+    /// io_uring submission-queue entries (the completion queue gets 4×).
+    pub(crate) ring_entries: u32,
+    /// Readiness events taken from the kernel per wait on poll backends.
+    pub(crate) events: usize,
+}
+
+/// Where a finished operation's result is written: lives on the waiting
+/// fiber's stack, next to the op. Its address is the op's io_uring
+/// `user_data`, so it must stay put until the completion has been reaped
+/// (invariant 1 of DESIGN.md).
+#[derive(Debug)]
+pub(crate) struct Completion {
+    fiber: NonNull<FiberControl>,
+    result: Cell<Option<i32>>,
+}
+
+impl Completion {
+    pub(crate) fn new(fiber: NonNull<FiberControl>) -> Completion {
+        Completion {
+            fiber,
+            result: Cell::new(None),
+        }
+    }
+
+    /// The kernel's result (`-errno` on failure), once reaped.
+    pub(crate) fn result(&self) -> Option<i32> {
+        self.result.get()
+    }
+
+    pub(crate) fn complete(&self, result: i32, sched: &Scheduler) {
+        self.result.set(Some(result));
+        sched.wake(self.fiber);
+    }
+}
+
+/// The loop's I/O backend. See the module documentation.
+pub(crate) enum Driver {
+    #[cfg(target_os = "linux")]
+    Uring(uring::Uring),
+    Poll(poll::Poll),
+}
+
+impl Driver {
+    /// Opens the backend `requested` asks for (after `LOOM_BACKEND`), with
+    /// `Auto`'s fallback.
+    pub(crate) fn open(requested: Backend, config: DriverConfig) -> io::Result<Driver> {
+        let requested = match std::env::var("LOOM_BACKEND") {
+            Ok(name) if requested == Backend::Auto && !name.is_empty() => {
+                Backend::from_name(&name)?
+            }
+            _ => requested,
+        };
+        match requested {
+            Backend::Auto => Ok(Self::open_auto(config)),
+            Backend::IoUring => Self::open_uring(config),
+            Backend::Epoll | Backend::Kqueue if requested != poll::NATIVE => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the {requested} backend does not exist on this platform"),
+            )),
+            Backend::Epoll | Backend::Kqueue => Ok(Driver::Poll(poll::Poll::new(config)?)),
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn open_uring(config: DriverConfig) -> io::Result<Driver> {
+        uring::Uring::new(config).map(Driver::Uring)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn open_uring(_config: DriverConfig) -> io::Result<Driver> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "io_uring exists on Linux only",
+        ))
+    }
+
+    fn open_auto(config: DriverConfig) -> Driver {
+        match Self::open_uring(config) {
+            Ok(driver) => return driver,
+            Err(e) => log::info!(
+                "loom: io_uring unavailable ({e}); using {} instead",
+                poll::NATIVE
+            ),
+        }
+        match poll::Poll::new(config) {
+            Ok(poll) => Driver::Poll(poll),
+            // Without any way to wait for the kernel the runtime cannot run;
+            // a poll instance fails only when fds or memory are exhausted.
+            Err(e) => panic!("loom: cannot create a {} instance: {e}", poll::NATIVE),
+        }
+    }
+
+    /// The backend in use.
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            #[cfg(target_os = "linux")]
+            Driver::Uring(_) => Backend::IoUring,
+            Driver::Poll(_) => poll::NATIVE,
+        }
+    }
+
+    /// The handle other threads use to hand results back and wake the loop.
+    pub(crate) fn remote(&self) -> &std::sync::Arc<Remote> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Driver::Uring(uring) => uring.remote(),
+            Driver::Poll(poll) => poll.remote(),
+        }
+    }
+
+    /// Called once on the loop's thread, with the driver at its final
+    /// address, before any fiber runs.
+    pub(crate) fn start(&self) -> io::Result<()> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Driver::Uring(uring) => uring.start(),
+            Driver::Poll(_) => Ok(()),
+        }
+    }
+
+    /// Whether a non-blocking [`Driver::turn`] could make progress: work
+    /// queued for the kernel or operations in flight.
+    pub(crate) fn has_pending(&self) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Driver::Uring(uring) => uring.has_pending(),
+            Driver::Poll(poll) => poll.has_sources(),
+        }
+    }
+
+    /// Submits queued work, then collects what the kernel finished and
+    /// wakes the fibers waiting for it. Waits for at least one event when
+    /// `wait` is `Some` (up to the given time, forever for `Some(None)`).
+    pub(crate) fn turn(&self, wait: Option<Option<Duration>>, sched: &Scheduler) {
+        let remote = self.remote();
+        let wait = match wait {
+            Some(timeout) if remote.prepare_to_sleep() => Some(timeout),
+            _ => None,
+        };
+        match self {
+            #[cfg(target_os = "linux")]
+            Driver::Uring(uring) => uring.turn(wait, sched),
+            Driver::Poll(poll) => poll.turn(wait, sched),
+        }
+        remote.woke_up();
+        remote.drain(sched);
+    }
+}
+
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Driver").field(&self.backend()).finish()
+    }
+}
+
+/// Maps a negative errno from the kernel to an `io::Error`.
+pub(crate) fn result_from_raw(result: i32) -> io::Result<u32> {
+    if result < 0 {
+        Err(io::Error::from_raw_os_error(-result))
+    } else {
+        Ok(result as u32)
+    }
+}

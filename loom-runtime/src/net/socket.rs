@@ -1,0 +1,198 @@
+//! The fd under every loom socket type, set up for the loop's backend.
+//!
+//! On io_uring a socket stays in blocking mode: the kernel then parks the
+//! op internally instead of completing it with `EAGAIN`, so `EAGAIN` never
+//! reaches the user. On the poll backends it is non-blocking and registered
+//! with the loop's poller for its whole life.
+//!
+//! Sockets are bound to the loop (and thread) that created them, hence
+//! `!Send`; [`Socket::into_fd`] hands the fd back in blocking mode, as std
+//! expects, for moving it elsewhere.
+
+use std::io;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::driver::Driver;
+use crate::driver::poll::SourceKey;
+use crate::op::{self, Deadline, Op};
+use crate::rt::event_loop::{in_runtime, with_current};
+use crate::sys::{set_nonblocking, syscall};
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    fd: ManuallyDrop<OwnedFd>,
+    source: Option<SourceKey>,
+    /// Registered with one thread's loop.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Socket {
+    /// `socket(2)` set up for the current loop's backend.
+    pub(crate) fn new(domain: i32, kind: i32, what: &str) -> io::Result<Socket> {
+        #[cfg(not(target_vendor = "apple"))]
+        let fd = syscall!(socket(domain, kind | libc::SOCK_CLOEXEC, 0))?;
+        #[cfg(target_vendor = "apple")]
+        let fd = syscall!(socket(domain, kind, 0))?;
+        // SAFETY: socket(2) just returned this fd; nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        #[cfg(target_vendor = "apple")]
+        {
+            crate::sys::set_cloexec(fd.as_raw_fd())?;
+            crate::sys::set_nosigpipe(fd.as_raw_fd())?;
+        }
+        Socket::adopt(fd, what)
+    }
+
+    /// Takes ownership of a socket from elsewhere (std, or `accept`),
+    /// switching it to the blocking mode the backend wants and registering
+    /// it where needed.
+    pub(crate) fn adopt(fd: OwnedFd, what: &str) -> io::Result<Socket> {
+        let source = with_current(what, |lp| match &lp.driver {
+            #[cfg(target_os = "linux")]
+            Driver::Uring(_) => set_nonblocking(fd.as_raw_fd(), false).map(|()| None),
+            Driver::Poll(poll) => {
+                set_nonblocking(fd.as_raw_fd(), true)?;
+                poll.register(fd.as_raw_fd()).map(Some)
+            }
+        })?;
+        Ok(Socket {
+            fd: ManuallyDrop::new(fd),
+            source,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Gives the fd back, in blocking mode and no longer registered.
+    pub(crate) fn into_fd(self) -> io::Result<OwnedFd> {
+        let mut this = ManuallyDrop::new(self);
+        this.deregister();
+        // SAFETY: `this` is never dropped, so the fd is taken exactly once.
+        let fd = unsafe { ManuallyDrop::take(&mut this.fd) };
+        set_nonblocking(fd.as_raw_fd(), false)?;
+        Ok(fd)
+    }
+
+    fn deregister(&mut self) {
+        if let Some(source) = self.source.take()
+            && in_runtime()
+        {
+            with_current("closing a socket", |lp| {
+                if let Driver::Poll(poll) = &lp.driver {
+                    poll.deregister(source, self.fd.as_raw_fd());
+                }
+            });
+        }
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    pub(crate) fn as_owned(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Runs `op` on this socket (see [`op::run`]).
+    #[track_caller]
+    pub(crate) fn run<O: Op>(
+        &self,
+        what: &str,
+        op: O,
+        deadline: Option<Deadline>,
+    ) -> io::Result<O::Output> {
+        op::run(what, op, self.source, deadline)
+    }
+
+    /// A duplicate of this socket (`dup`), set up the same way.
+    pub(crate) fn try_clone(&self, what: &str) -> io::Result<Socket> {
+        Socket::adopt(self.fd.try_clone()?, what)
+    }
+
+    /// Sets an integer socket option.
+    pub(crate) fn set_int(&self, level: i32, name: i32, value: i32) -> io::Result<()> {
+        syscall!(setsockopt(
+            self.fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<i32>() as libc::socklen_t
+        ))
+        .map(drop)
+    }
+
+    /// Reads an integer socket option.
+    pub(crate) fn get_int(&self, level: i32, name: i32) -> io::Result<i32> {
+        let mut value: i32 = 0;
+        let mut len = size_of::<i32>() as libc::socklen_t;
+        syscall!(getsockopt(
+            self.fd(),
+            level,
+            name,
+            (&raw mut value).cast(),
+            &mut len
+        ))?;
+        Ok(value)
+    }
+
+    /// `SO_ERROR`, cleared.
+    pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
+        crate::sys::take_socket_error(self.fd())
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.deregister();
+        // SAFETY: drop runs once; the fd is not used afterwards.
+        let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
+        close(fd);
+    }
+}
+
+/// Closes `fd` before returning, as std does — so a dropped listener's port
+/// is free at once. On io_uring, from a fiber that may still block, the
+/// close is an op (batched with the loop's other submissions); otherwise
+/// (poll backends, outside a fiber, while unwinding, once cancelled) it is
+/// a plain `close(2)`.
+pub(crate) fn close(fd: OwnedFd) {
+    #[cfg(target_os = "linux")]
+    if !std::thread::panicking() && crate::fiber::try_current().is_some() {
+        let as_op = with_current("close", |lp| {
+            matches!(lp.driver, Driver::Uring(_)) && !lp.current_fiber("close").cancelled.get()
+        });
+        if as_op {
+            // Errors from close are not actionable (std ignores them too);
+            // the fd is released either way.
+            let _ = op::run("close", op::Close::new(fd), None, None);
+            return;
+        }
+    }
+    drop(fd);
+}
+
+/// A socket timeout as std stores it: `None` blocks forever, zero is
+/// refused (`InvalidInput`), as std does.
+pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
+    if timeout == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        ));
+    }
+    Ok(timeout)
+}
+
+/// The deadline for an op under a read/write `timeout`, failing with
+/// `WouldBlock` (`EAGAIN`) like std's socket timeouts on Unix.
+pub(crate) fn io_deadline(timeout: Option<Duration>) -> Option<Deadline> {
+    timeout.and_then(|t| {
+        Instant::now().checked_add(t).map(|at| Deadline {
+            at,
+            errno: libc::EAGAIN,
+        })
+    })
+}

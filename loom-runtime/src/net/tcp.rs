@@ -1,0 +1,466 @@
+//! TCP: [`TcpListener`] and [`TcpStream`], shaped like std's.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::addr::{self, ToSocketAddrs};
+use super::socket::{Socket, check_timeout, io_deadline};
+use crate::op::{self, Deadline};
+use crate::sys::syscall;
+
+/// Connections waiting to be accepted, at most (the kernel may cap it at
+/// `net.core.somaxconn`).
+pub const DEFAULT_BACKLOG: i32 = 1024;
+
+/// Longest pause between accepts while the process is out of file
+/// descriptors.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A TCP socket server, listening for connections.
+///
+/// `accept` suspends only the calling fiber. When the process runs out of
+/// file descriptors (`EMFILE`/`ENFILE`), `accept` returns that error and
+/// the next `accept` first pauses (1 ms, doubling up to 100 ms, reset by a
+/// success), so an accept loop that logs and retries does not spin; the
+/// pending connections wait in the kernel's backlog meanwhile.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use loom::net::{TcpListener, TcpStream};
+///
+/// loom::Runtime::builder().build()?.run(|| -> std::io::Result<()> {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     let server = loom::spawn(move || -> std::io::Result<()> {
+///         let (mut stream, _) = listener.accept()?;
+///         let mut buf = [0; 5];
+///         stream.read_exact(&mut buf)?;
+///         stream.write_all(&buf)
+///     });
+///     let mut client = TcpStream::connect(addr)?;
+///     client.write_all(b"hello")?;
+///     let mut echo = [0; 5];
+///     client.read_exact(&mut echo)?;
+///     assert_eq!(&echo, b"hello");
+///     server.join().unwrap()
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct TcpListener {
+    socket: Socket,
+    backoff: Cell<Duration>,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (with `SO_REUSEADDR`, like std) and listens.
+    ///
+    /// # Errors
+    /// `AddrInUse`, `AddrNotAvailable`, `PermissionDenied`, as the kernel
+    /// reports them; the resolver's errors for host names.
+    #[track_caller]
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        addr::each_addr(&addr, |addr| TcpListener::bind_one(addr, DEFAULT_BACKLOG))
+    }
+
+    fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+        let socket = Socket::new(
+            addr::domain_of(&addr),
+            libc::SOCK_STREAM,
+            "TcpListener::bind",
+        )?;
+        socket.set_int(libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        let raw = addr::to_raw(addr);
+        syscall!(bind(socket.fd(), (&raw const raw.storage).cast(), raw.len))?;
+        syscall!(listen(socket.fd(), backlog))?;
+        Ok(TcpListener::from_socket(socket))
+    }
+
+    fn from_socket(socket: Socket) -> TcpListener {
+        TcpListener {
+            socket,
+            backoff: Cell::new(Duration::ZERO),
+        }
+    }
+
+    /// Waits for a connection; returns it with the peer's address.
+    ///
+    /// # Errors
+    /// `Interrupted` if the fiber is cancelled; `EMFILE`/`ENFILE` (kind
+    /// `Uncategorized`, raw OS error set) when out of file descriptors, see
+    /// the type's documentation.
+    #[track_caller]
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let pause = self.backoff.get();
+        if !pause.is_zero() {
+            crate::time::sleep(pause)?;
+        }
+        match self.socket.run(
+            "TcpListener::accept",
+            op::Accept::new(self.socket.fd()),
+            None,
+        ) {
+            Ok((fd, peer)) => {
+                self.backoff.set(Duration::ZERO);
+                let stream = TcpStream::from_socket(Socket::adopt(fd, "TcpListener::accept")?);
+                Ok((stream, addr::from_raw(&peer)?))
+            }
+            Err(e) => {
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                    let next = (pause * 2).clamp(Duration::from_millis(1), MAX_ACCEPT_BACKOFF);
+                    self.backoff.set(next);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// An endless iterator of [`accept`](TcpListener::accept)ed streams.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        addr::socket_name(self.socket.fd(), false)
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.socket
+            .set_int(libc::IPPROTO_IP, libc::IP_TTL, ttl as i32)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.socket
+            .get_int(libc::IPPROTO_IP, libc::IP_TTL)
+            .map(|v| v as u32)
+    }
+
+    /// Reads and clears `SO_ERROR`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.socket.take_error()
+    }
+
+    /// Wraps a std listener (made non-blocking or blocking as the loop's
+    /// backend needs). Call inside a runtime.
+    #[track_caller]
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        Socket::adopt(OwnedFd::from(listener), "TcpListener::from_std")
+            .map(TcpListener::from_socket)
+    }
+
+    /// Unwraps into a std listener in blocking mode.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        self.socket.into_fd().map(std::net::TcpListener::from)
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TcpListener");
+        if let Ok(addr) = self.local_addr() {
+            d.field("addr", &addr);
+        }
+        d.field("fd", &self.socket.fd()).finish()
+    }
+}
+
+/// Iterator returned by [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(stream, _)| stream))
+    }
+}
+
+/// A TCP connection. Implements `std::io::Read` and `Write`, for
+/// `TcpStream` and for `&TcpStream` — so one fiber may read while another
+/// writes: share it with `Rc<TcpStream>` and use `&*stream` in each.
+///
+/// Reads and writes suspend only the calling fiber; `set_read_timeout`
+/// and `set_write_timeout` bound each call, failing with `WouldBlock`
+/// (`EAGAIN`) like std on Unix. Writes never raise SIGPIPE: a closed peer
+/// is an `BrokenPipe` or `ConnectionReset` error.
+pub struct TcpStream {
+    socket: Socket,
+    read_timeout: Cell<Option<Duration>>,
+    write_timeout: Cell<Option<Duration>>,
+}
+
+impl TcpStream {
+    fn from_socket(socket: Socket) -> TcpStream {
+        TcpStream {
+            socket,
+            read_timeout: Cell::new(None),
+            write_timeout: Cell::new(None),
+        }
+    }
+
+    /// Connects to `addr`, trying each resolved address in turn.
+    ///
+    /// # Errors
+    /// `ConnectionRefused`, `TimedOut`, `NetworkUnreachable`... as the
+    /// kernel reports them; `Interrupted` if the fiber is cancelled.
+    #[track_caller]
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        addr::each_addr(&addr, |addr| TcpStream::connect_one(addr, None))
+    }
+
+    /// Connects to `addr`, giving up after `timeout` with `TimedOut`.
+    ///
+    /// # Errors
+    /// As for [`connect`](TcpStream::connect); `InvalidInput` for a zero
+    /// timeout, like std.
+    #[track_caller]
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        check_timeout(Some(timeout))?;
+        let deadline = Instant::now().checked_add(timeout).map(|at| Deadline {
+            at,
+            errno: libc::ETIMEDOUT,
+        });
+        TcpStream::connect_one(*addr, deadline)
+    }
+
+    fn connect_one(addr: SocketAddr, deadline: Option<Deadline>) -> io::Result<TcpStream> {
+        let socket = Socket::new(
+            addr::domain_of(&addr),
+            libc::SOCK_STREAM,
+            "TcpStream::connect",
+        )?;
+        let connect = op::Connect::new(socket.fd(), addr::to_raw(addr));
+        socket.run("TcpStream::connect", connect, deadline)?;
+        Ok(TcpStream::from_socket(socket))
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        addr::socket_name(self.socket.fd(), true)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        addr::socket_name(self.socket.fd(), false)
+    }
+
+    /// Shuts down the read half, the write half or both.
+    #[track_caller]
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let shutdown = op::Shutdown::new(self.socket.fd(), how);
+        self.socket.run("TcpStream::shutdown", shutdown, None)
+    }
+
+    /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.socket
+            .set_int(libc::IPPROTO_TCP, libc::TCP_NODELAY, i32::from(nodelay))
+    }
+
+    /// Reads `TCP_NODELAY`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.socket
+            .get_int(libc::IPPROTO_TCP, libc::TCP_NODELAY)
+            .map(|v| v != 0)
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.socket
+            .set_int(libc::IPPROTO_IP, libc::IP_TTL, ttl as i32)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.socket
+            .get_int(libc::IPPROTO_IP, libc::IP_TTL)
+            .map(|v| v as u32)
+    }
+
+    /// Bounds every later read: one that waits longer fails with
+    /// `WouldBlock`; `None` waits forever.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, like std.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.read_timeout.set(check_timeout(timeout)?);
+        Ok(())
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.read_timeout.get())
+    }
+
+    /// Bounds every later write; see [`set_read_timeout`](Self::set_read_timeout).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration, like std.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.write_timeout.set(check_timeout(timeout)?);
+        Ok(())
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.write_timeout.get())
+    }
+
+    /// Receives without consuming (`MSG_PEEK`).
+    #[track_caller]
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let recv = op::Recv::new(self.socket.fd(), buf, libc::MSG_PEEK);
+        let deadline = io_deadline(self.read_timeout.get());
+        self.socket.run("TcpStream::peek", recv, deadline)
+    }
+
+    /// Reads and clears `SO_ERROR`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.socket.take_error()
+    }
+
+    /// A second handle to the same connection (`dup`), e.g. to give a
+    /// reader and a writer fiber one each. Timeouts are not copied.
+    #[track_caller]
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        self.socket
+            .try_clone("TcpStream::try_clone")
+            .map(TcpStream::from_socket)
+    }
+
+    /// Wraps a connected std stream. Call inside a runtime.
+    #[track_caller]
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        Socket::adopt(OwnedFd::from(stream), "TcpStream::from_std").map(TcpStream::from_socket)
+    }
+
+    /// Unwraps into a std stream in blocking mode.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        self.socket.into_fd().map(std::net::TcpStream::from)
+    }
+
+    #[track_caller]
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let recv = op::Recv::new(self.socket.fd(), buf, 0);
+        let deadline = io_deadline(self.read_timeout.get());
+        self.socket.run("TcpStream::read", recv, deadline)
+    }
+
+    #[track_caller]
+    fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        let send = op::Send::new(self.socket.fd(), buf, 0);
+        let deadline = io_deadline(self.write_timeout.get());
+        self.socket.run("TcpStream::write", send, deadline)
+    }
+
+    #[track_caller]
+    fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        let readv = op::Readv::new(self.socket.fd(), bufs, op::Readiness::Read);
+        let deadline = io_deadline(self.read_timeout.get());
+        self.socket.run("TcpStream::read_vectored", readv, deadline)
+    }
+
+    #[track_caller]
+    fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // sendmsg rather than writev: only it takes MSG_NOSIGNAL.
+        // SAFETY: all-zero is a valid msghdr; the iovec fields are set below.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = bufs.as_ptr().cast_mut().cast();
+        msg.msg_iovlen = bufs.len().min(op::MAX_IOVECS) as _;
+        // SAFETY: `msg` and the buffers it points to live in this frame and
+        // the caller's, both of which outlast the op.
+        let send = unsafe { op::SendMsg::new(self.socket.fd(), &raw const msg, 0) };
+        let deadline = io_deadline(self.write_timeout.get());
+        self.socket.run("TcpStream::write_vectored", send, deadline)
+    }
+}
+
+impl io::Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.recv_vectored(bufs)
+    }
+}
+
+impl io::Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.recv_vectored(bufs)
+    }
+}
+
+impl io::Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.send_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl io::Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.send_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TcpStream");
+        if let Ok(addr) = self.local_addr() {
+            d.field("addr", &addr);
+        }
+        if let Ok(peer) = self.peer_addr() {
+            d.field("peer", &peer);
+        }
+        d.field("fd", &self.socket.fd()).finish()
+    }
+}
+
+macro_rules! fd_impls {
+    ($($t:ty),*) => {$(
+        impl AsRawFd for $t {
+            fn as_raw_fd(&self) -> RawFd {
+                self.socket.fd()
+            }
+        }
+
+        impl AsFd for $t {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.socket.as_owned().as_fd()
+            }
+        }
+    )*};
+}
+pub(crate) use fd_impls;
+fd_impls!(TcpListener, TcpStream);

@@ -1,0 +1,428 @@
+//! Socket ops beyond plain byte moving: accept, connect, shutdown and the
+//! message forms (recvmsg/sendmsg, and recvfrom/sendto built on them).
+//!
+//! Address buffers (`sockaddr_storage`, `msghdr`, `iovec`) live inside the
+//! op, which `op::run` keeps in place until the kernel is done.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use super::{Op, Readiness};
+use crate::sys::syscall;
+
+/// A socket address in the kernel's representation.
+#[derive(Clone, Copy)]
+pub(crate) struct RawAddr {
+    pub(crate) storage: libc::sockaddr_storage,
+    pub(crate) len: libc::socklen_t,
+}
+
+impl RawAddr {
+    pub(crate) fn empty() -> RawAddr {
+        RawAddr {
+            // SAFETY: all-zero bytes are a valid sockaddr_storage.
+            storage: unsafe { MaybeUninit::zeroed().assume_init() },
+            len: size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        }
+    }
+}
+
+impl std::fmt::Debug for RawAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawAddr")
+            .field("family", &self.storage.ss_family)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// `accept4(2)`: a new connection, close-on-exec (and non-blocking on the
+/// poll backends, which the caller then registers).
+#[derive(Debug)]
+pub(crate) struct Accept {
+    fd: RawFd,
+    peer: RawAddr,
+}
+
+impl Accept {
+    pub(crate) fn new(fd: RawFd) -> Accept {
+        Accept {
+            fd,
+            peer: RawAddr::empty(),
+        }
+    }
+}
+
+impl Op for Accept {
+    type Output = (OwnedFd, RawAddr);
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Read
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        opcode::Accept::new(
+            types::Fd(self.fd),
+            (&raw mut self.peer.storage).cast(),
+            &raw mut self.peer.len,
+        )
+        .flags(libc::SOCK_CLOEXEC)
+        .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let fd = crate::sys::accept(self.fd, &mut self.peer)?;
+        Ok(fd as u32)
+    }
+
+    /// Wraps the new fd at once, so a connection accepted by an op whose
+    /// fiber was cancelled meanwhile is still closed if the caller drops it.
+    fn complete(self, result: io::Result<u32>) -> io::Result<Self::Output> {
+        let fd = result? as RawFd;
+        // SAFETY: the kernel just returned this fd for us; nothing else owns it.
+        Ok((unsafe { OwnedFd::from_raw_fd(fd) }, self.peer))
+    }
+}
+
+/// `connect(2)`. On the poll backends the first attempt starts the
+/// connection (`EINPROGRESS`); later ones, after the socket turned
+/// writable, read its outcome.
+#[derive(Debug)]
+pub(crate) struct Connect {
+    fd: RawFd,
+    addr: RawAddr,
+    started: bool,
+}
+
+impl Connect {
+    pub(crate) fn new(fd: RawFd, addr: RawAddr) -> Connect {
+        Connect {
+            fd,
+            addr,
+            started: false,
+        }
+    }
+}
+
+impl Op for Connect {
+    type Output = ();
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Write
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        opcode::Connect::new(
+            types::Fd(self.fd),
+            (&raw const self.addr.storage).cast(),
+            self.addr.len,
+        )
+        .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        if !self.started {
+            self.started = true;
+            return match syscall!(connect(
+                self.fd,
+                (&raw const self.addr.storage).cast(),
+                self.addr.len
+            )) {
+                Ok(_) => Ok(0),
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            };
+        }
+        if let Some(error) = crate::sys::take_socket_error(self.fd)? {
+            return Err(error);
+        }
+        // Writable without an error can also be the state of a socket that
+        // has not connected yet (epoll reports that at registration).
+        let mut peer = RawAddr::empty();
+        match syscall!(getpeername(
+            self.fd,
+            (&raw mut peer.storage).cast(),
+            &mut peer.len
+        )) {
+            Ok(_) => Ok(0),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<()> {
+        result.map(drop)
+    }
+}
+
+/// `shutdown(2)`.
+#[derive(Debug)]
+pub(crate) struct Shutdown {
+    fd: RawFd,
+    how: i32,
+}
+
+impl Shutdown {
+    pub(crate) fn new(fd: RawFd, how: std::net::Shutdown) -> Shutdown {
+        let how = match how {
+            std::net::Shutdown::Read => libc::SHUT_RD,
+            std::net::Shutdown::Write => libc::SHUT_WR,
+            std::net::Shutdown::Both => libc::SHUT_RDWR,
+        };
+        Shutdown { fd, how }
+    }
+}
+
+impl Op for Shutdown {
+    type Output = ();
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Immediate
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        opcode::Shutdown::new(types::Fd(self.fd), self.how).build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        syscall!(shutdown(self.fd, self.how)).map(|_| 0)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<()> {
+        result.map(drop)
+    }
+}
+
+/// `recvmsg(2)` with a caller-built `msghdr` (names, iovecs and control
+/// buffers it points to are the caller's, borrowed for the op).
+#[derive(Debug)]
+pub(crate) struct RecvMsg {
+    fd: RawFd,
+    msg: *mut libc::msghdr,
+    flags: i32,
+}
+
+impl RecvMsg {
+    /// # Safety
+    /// `msg` and everything it points to stay valid and unaliased until
+    /// the op has completed.
+    pub(crate) unsafe fn new(fd: RawFd, msg: *mut libc::msghdr, flags: i32) -> RecvMsg {
+        RecvMsg { fd, msg, flags }
+    }
+}
+
+impl Op for RecvMsg {
+    type Output = usize;
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Read
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        opcode::RecvMsg::new(types::Fd(self.fd), self.msg)
+            .flags(self.flags as u32)
+            .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        // SAFETY: `msg` is valid for the op's lifetime (constructor contract).
+        syscall!(recvmsg(self.fd, self.msg, self.flags)).map(|n| n as u32)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}
+
+/// `sendmsg(2)` with a caller-built `msghdr`, always with `MSG_NOSIGNAL`.
+#[derive(Debug)]
+pub(crate) struct SendMsg {
+    fd: RawFd,
+    msg: *const libc::msghdr,
+    flags: i32,
+}
+
+impl SendMsg {
+    /// # Safety
+    /// As for [`RecvMsg::new`].
+    pub(crate) unsafe fn new(fd: RawFd, msg: *const libc::msghdr, flags: i32) -> SendMsg {
+        SendMsg {
+            fd,
+            msg,
+            flags: flags | crate::sys::MSG_NOSIGNAL,
+        }
+    }
+}
+
+impl Op for SendMsg {
+    type Output = usize;
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Write
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        opcode::SendMsg::new(types::Fd(self.fd), self.msg)
+            .flags(self.flags as u32)
+            .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        // SAFETY: `msg` is valid for the op's lifetime (constructor contract).
+        syscall!(sendmsg(self.fd, self.msg, self.flags)).map(|n| n as u32)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}
+
+/// `recvfrom(2)`, as a `recvmsg` whose header, iovec and address buffer
+/// live in the op. Returns the byte count and the sender's address.
+#[derive(Debug)]
+pub(crate) struct RecvFrom {
+    fd: RawFd,
+    iov: libc::iovec,
+    from: RawAddr,
+    msg: libc::msghdr,
+    flags: i32,
+}
+
+impl RecvFrom {
+    pub(crate) fn new(fd: RawFd, buf: &mut [u8], flags: i32) -> RecvFrom {
+        RecvFrom {
+            fd,
+            iov: libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len().min(super::rw::MAX_RW),
+            },
+            from: RawAddr::empty(),
+            // SAFETY: an all-zero msghdr is valid (no buffers); `link`
+            // fills in the pointers once the op has its final address.
+            msg: unsafe { MaybeUninit::zeroed().assume_init() },
+            flags,
+        }
+    }
+
+    /// Points the header at the op's own fields; called at the op's final
+    /// address, right before the kernel sees it.
+    fn link(&mut self) -> *mut libc::msghdr {
+        self.msg.msg_name = (&raw mut self.from.storage).cast();
+        self.msg.msg_namelen = self.from.len;
+        self.msg.msg_iov = &raw mut self.iov;
+        self.msg.msg_iovlen = 1;
+        &raw mut self.msg
+    }
+}
+
+impl Op for RecvFrom {
+    type Output = (usize, RawAddr);
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Read
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        let msg = self.link();
+        opcode::RecvMsg::new(types::Fd(self.fd), msg)
+            .flags(self.flags as u32)
+            .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let msg = self.link();
+        // SAFETY: `msg` points into this op, whose buffers are valid.
+        syscall!(recvmsg(self.fd, msg, self.flags)).map(|n| n as u32)
+    }
+
+    fn complete(mut self, result: io::Result<u32>) -> io::Result<Self::Output> {
+        let n = result?;
+        self.from.len = self.msg.msg_namelen;
+        Ok((n as usize, self.from))
+    }
+}
+
+/// `sendto(2)`, as a `sendmsg` whose header and iovec live in the op.
+#[derive(Debug)]
+pub(crate) struct SendTo {
+    fd: RawFd,
+    iov: libc::iovec,
+    to: RawAddr,
+    msg: libc::msghdr,
+    flags: i32,
+}
+
+impl SendTo {
+    /// `to` of `None` sends to the connected peer.
+    pub(crate) fn new(fd: RawFd, buf: &[u8], to: Option<RawAddr>, flags: i32) -> SendTo {
+        let mut op = SendTo {
+            fd,
+            iov: libc::iovec {
+                iov_base: buf.as_ptr().cast_mut().cast(),
+                iov_len: buf.len().min(super::rw::MAX_RW),
+            },
+            to: to.unwrap_or_else(RawAddr::empty),
+            // SAFETY: an all-zero msghdr is valid (no buffers).
+            msg: unsafe { MaybeUninit::zeroed().assume_init() },
+            flags: flags | crate::sys::MSG_NOSIGNAL,
+        };
+        if to.is_none() {
+            op.to.len = 0;
+        }
+        op
+    }
+
+    fn link(&mut self) -> *const libc::msghdr {
+        if self.to.len > 0 {
+            self.msg.msg_name = (&raw mut self.to.storage).cast();
+            self.msg.msg_namelen = self.to.len;
+        }
+        self.msg.msg_iov = &raw mut self.iov;
+        self.msg.msg_iovlen = 1;
+        &raw const self.msg
+    }
+}
+
+impl Op for SendTo {
+    type Output = usize;
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Write
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        let msg = self.link();
+        opcode::SendMsg::new(types::Fd(self.fd), msg)
+            .flags(self.flags as u32)
+            .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let msg = self.link();
+        // SAFETY: `msg` points into this op, whose buffers are valid.
+        syscall!(sendmsg(self.fd, msg, self.flags)).map(|n| n as u32)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}

@@ -1,0 +1,415 @@
+//! Byte-moving ops: recv/send on sockets, read/write (and vectored forms)
+//! on sockets, pipes and files, and positional read_at/write_at.
+//!
+//! Each holds the caller's buffer as a raw pointer and length: the `&mut
+//! [u8]` it came from is borrowed for the whole of `op::run`, which does not
+//! return before the kernel is done with it (DESIGN.md invariant 1).
+
+use std::io;
+use std::os::fd::RawFd;
+
+use super::{Op, Readiness};
+use crate::sys::syscall;
+
+/// Largest single transfer: Linux caps read/write at this anyway, and it
+/// fits io_uring's 32-bit length.
+pub(crate) const MAX_RW: usize = 0x7fff_f000;
+
+fn clamp(len: usize) -> u32 {
+    len.min(MAX_RW) as u32
+}
+
+/// `recv(2)` into a borrowed buffer.
+#[derive(Debug)]
+pub(crate) struct Recv {
+    fd: RawFd,
+    buf: *mut u8,
+    len: u32,
+    flags: i32,
+}
+
+impl Recv {
+    pub(crate) fn new(fd: RawFd, buf: &mut [u8], flags: i32) -> Recv {
+        Recv {
+            fd,
+            buf: buf.as_mut_ptr(),
+            len: clamp(buf.len()),
+            flags,
+        }
+    }
+}
+
+impl Op for Recv {
+    type Output = usize;
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Read
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        opcode::Recv::new(types::Fd(self.fd), self.buf, self.len)
+            .flags(self.flags)
+            .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        // SAFETY: `buf` is valid for `len` bytes for the op's lifetime.
+        let n = syscall!(recv(
+            self.fd,
+            self.buf.cast(),
+            self.len as usize,
+            self.flags
+        ))?;
+        Ok(n as u32)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}
+
+/// `send(2)` from a borrowed buffer, always with `MSG_NOSIGNAL`: a closed
+/// peer is an `EPIPE` error, never a SIGPIPE.
+#[derive(Debug)]
+pub(crate) struct Send {
+    fd: RawFd,
+    buf: *const u8,
+    len: u32,
+    flags: i32,
+}
+
+impl Send {
+    pub(crate) fn new(fd: RawFd, buf: &[u8], flags: i32) -> Send {
+        Send {
+            fd,
+            buf: buf.as_ptr(),
+            len: clamp(buf.len()),
+            flags: flags | crate::sys::MSG_NOSIGNAL,
+        }
+    }
+}
+
+impl Op for Send {
+    type Output = usize;
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Write
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        opcode::Send::new(types::Fd(self.fd), self.buf, self.len)
+            .flags(self.flags)
+            .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        // SAFETY: `buf` is valid for `len` bytes for the op's lifetime.
+        let n = syscall!(send(
+            self.fd,
+            self.buf.cast(),
+            self.len as usize,
+            self.flags
+        ))?;
+        Ok(n as u32)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}
+
+/// `read(2)` at the file position (sockets and pipes: `readiness` Read;
+/// regular files: Blocking).
+#[derive(Debug)]
+pub(crate) struct Read {
+    fd: RawFd,
+    buf: *mut u8,
+    len: u32,
+    readiness: Readiness,
+}
+
+impl Read {
+    pub(crate) fn new(fd: RawFd, buf: &mut [u8], readiness: Readiness) -> Read {
+        Read {
+            fd,
+            buf: buf.as_mut_ptr(),
+            len: clamp(buf.len()),
+            readiness,
+        }
+    }
+}
+
+impl Op for Read {
+    type Output = usize;
+
+    fn readiness(&self) -> Readiness {
+        self.readiness
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        // Offset -1: use (and advance) the file position.
+        opcode::Read::new(types::Fd(self.fd), self.buf, self.len)
+            .offset(u64::MAX)
+            .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        // SAFETY: `buf` is valid for `len` bytes for the op's lifetime.
+        let n = syscall!(read(self.fd, self.buf.cast(), self.len as usize))?;
+        Ok(n as u32)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}
+
+/// `write(2)` at the file position; see [`Read`] for `readiness`.
+#[derive(Debug)]
+pub(crate) struct Write {
+    fd: RawFd,
+    buf: *const u8,
+    len: u32,
+    readiness: Readiness,
+}
+
+impl Write {
+    pub(crate) fn new(fd: RawFd, buf: &[u8], readiness: Readiness) -> Write {
+        Write {
+            fd,
+            buf: buf.as_ptr(),
+            len: clamp(buf.len()),
+            readiness,
+        }
+    }
+}
+
+impl Op for Write {
+    type Output = usize;
+
+    fn readiness(&self) -> Readiness {
+        self.readiness
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        opcode::Write::new(types::Fd(self.fd), self.buf, self.len)
+            .offset(u64::MAX)
+            .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        // SAFETY: `buf` is valid for `len` bytes for the op's lifetime.
+        let n = syscall!(write(self.fd, self.buf.cast(), self.len as usize))?;
+        Ok(n as u32)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}
+
+/// Most iovecs one vectored op passes (Linux's `UIO_MAXIOV`); extra
+/// buffers are left for the caller's next call, as a short read/write.
+pub(crate) const MAX_IOVECS: usize = 1024;
+
+/// `readv(2)` into borrowed buffers. `std::io::IoSliceMut` is ABI-compatible
+/// with `iovec` on Unix, so the caller's slice is passed as is.
+#[derive(Debug)]
+pub(crate) struct Readv {
+    fd: RawFd,
+    iovecs: *const libc::iovec,
+    count: u32,
+    readiness: Readiness,
+}
+
+impl Readv {
+    pub(crate) fn new(fd: RawFd, bufs: &mut [io::IoSliceMut<'_>], readiness: Readiness) -> Readv {
+        Readv {
+            fd,
+            iovecs: bufs.as_ptr().cast(),
+            count: bufs.len().min(MAX_IOVECS) as u32,
+            readiness,
+        }
+    }
+}
+
+impl Op for Readv {
+    type Output = usize;
+
+    fn readiness(&self) -> Readiness {
+        self.readiness
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        opcode::Readv::new(types::Fd(self.fd), self.iovecs, self.count)
+            .offset(u64::MAX)
+            .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        // SAFETY: `iovecs` points to `count` valid iovecs for the op's
+        // lifetime, each describing a valid buffer.
+        let n = syscall!(readv(self.fd, self.iovecs, self.count as i32))?;
+        Ok(n as u32)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}
+
+/// `writev(2)` from borrowed buffers; see [`Readv`]. On sockets loom uses
+/// `sendmsg` instead, so a closed peer cannot raise SIGPIPE.
+#[derive(Debug)]
+pub(crate) struct Writev {
+    fd: RawFd,
+    iovecs: *const libc::iovec,
+    count: u32,
+    readiness: Readiness,
+}
+
+impl Writev {
+    pub(crate) fn new(fd: RawFd, bufs: &[io::IoSlice<'_>], readiness: Readiness) -> Writev {
+        Writev {
+            fd,
+            iovecs: bufs.as_ptr().cast(),
+            count: bufs.len().min(MAX_IOVECS) as u32,
+            readiness,
+        }
+    }
+}
+
+impl Op for Writev {
+    type Output = usize;
+
+    fn readiness(&self) -> Readiness {
+        self.readiness
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        opcode::Writev::new(types::Fd(self.fd), self.iovecs, self.count)
+            .offset(u64::MAX)
+            .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        // SAFETY: as for Readv.
+        let n = syscall!(writev(self.fd, self.iovecs, self.count as i32))?;
+        Ok(n as u32)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}
+
+/// `pread(2)`: read at `offset` without moving the file position.
+#[derive(Debug)]
+pub(crate) struct ReadAt {
+    fd: RawFd,
+    buf: *mut u8,
+    len: u32,
+    offset: u64,
+}
+
+impl ReadAt {
+    pub(crate) fn new(fd: RawFd, buf: &mut [u8], offset: u64) -> ReadAt {
+        ReadAt {
+            fd,
+            buf: buf.as_mut_ptr(),
+            len: clamp(buf.len()),
+            offset,
+        }
+    }
+}
+
+impl Op for ReadAt {
+    type Output = usize;
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Blocking
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        opcode::Read::new(types::Fd(self.fd), self.buf, self.len)
+            .offset(self.offset)
+            .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let offset = offset_arg(self.offset)?;
+        // SAFETY: `buf` is valid for `len` bytes for the op's lifetime.
+        let n = syscall!(pread(self.fd, self.buf.cast(), self.len as usize, offset))?;
+        Ok(n as u32)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}
+
+/// `pwrite(2)`: write at `offset` without moving the file position.
+#[derive(Debug)]
+pub(crate) struct WriteAt {
+    fd: RawFd,
+    buf: *const u8,
+    len: u32,
+    offset: u64,
+}
+
+impl WriteAt {
+    pub(crate) fn new(fd: RawFd, buf: &[u8], offset: u64) -> WriteAt {
+        WriteAt {
+            fd,
+            buf: buf.as_ptr(),
+            len: clamp(buf.len()),
+            offset,
+        }
+    }
+}
+
+impl Op for WriteAt {
+    type Output = usize;
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Blocking
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        use io_uring::{opcode, types};
+        opcode::Write::new(types::Fd(self.fd), self.buf, self.len)
+            .offset(self.offset)
+            .build()
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let offset = offset_arg(self.offset)?;
+        // SAFETY: `buf` is valid for `len` bytes for the op's lifetime.
+        let n = syscall!(pwrite(self.fd, self.buf.cast(), self.len as usize, offset))?;
+        Ok(n as u32)
+    }
+
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
+        result.map(|n| n as usize)
+    }
+}
+
+fn offset_arg(offset: u64) -> io::Result<libc::off_t> {
+    libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset too large"))
+}

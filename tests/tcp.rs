@@ -1,0 +1,301 @@
+//! TCP on every backend: round trips, large transfers, timeouts,
+//! cancellation and bad input.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use loom::net::{TcpListener, TcpStream};
+use loom_tests::on_each_backend;
+
+/// A deterministic byte pattern; connection `seed` gets its own.
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Starts an echo server fiber; returns its address.
+fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    loom::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            loom::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if stream.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn echo_round_trips(connections: usize, messages: usize, size: usize) {
+    on_each_backend(move || {
+        let addr = echo_server();
+        let clients: Vec<_> = (0..connections)
+            .map(|c| {
+                loom::spawn(move || -> io::Result<()> {
+                    let mut stream = TcpStream::connect(addr)?;
+                    stream.set_nodelay(true)?;
+                    let mut echo = vec![0u8; size];
+                    for m in 0..messages {
+                        let message = pattern((c * messages + m) as u64, size);
+                        stream.write_all(&message)?;
+                        stream.read_exact(&mut echo)?;
+                        assert_eq!(checksum(&echo), checksum(&message), "conn {c} msg {m}");
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for client in clients {
+            client.join().unwrap().unwrap();
+        }
+    });
+}
+
+#[test]
+fn echo_one_connection() {
+    echo_round_trips(1, 200, 100);
+}
+
+#[test]
+fn echo_100_connections() {
+    echo_round_trips(100, 20, 512);
+}
+
+#[test]
+fn echo_1000_connections() {
+    echo_round_trips(1000, 3, 64);
+}
+
+#[test]
+fn large_writes_and_partial_reads() {
+    on_each_backend(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let data = pattern(7, 8 << 20);
+        let expected = checksum(&data);
+        let reader = loom::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut received = Vec::new();
+            let mut buf = [0u8; 1000]; // odd size: many partial reads
+            loop {
+                let n = stream.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                received.extend_from_slice(&buf[..n]);
+            }
+            received
+        });
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.write_all(&data).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let received = reader.join().unwrap();
+        assert_eq!(received.len(), data.len());
+        assert_eq!(checksum(&received), expected);
+    });
+}
+
+#[test]
+fn one_fiber_reads_while_another_writes() {
+    on_each_backend(|| {
+        let addr = echo_server();
+        let stream = Rc::new(TcpStream::connect(addr).unwrap());
+        let data = pattern(3, 1 << 20);
+        let expected = checksum(&data);
+        let reader = {
+            let stream = Rc::clone(&stream);
+            loom::spawn(move || {
+                let mut got = vec![0u8; 1 << 20];
+                (&*stream).read_exact(&mut got).unwrap();
+                checksum(&got)
+            })
+        };
+        (&*stream).write_all(&data).unwrap();
+        assert_eq!(reader.join().unwrap(), expected);
+    });
+}
+
+#[test]
+fn read_timeout_keeps_the_socket_usable() {
+    on_each_backend(|| {
+        let addr = echo_server();
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(30)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let start = Instant::now();
+        let err = stream.read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        // The op was cancelled and reaped; the socket still works.
+        stream.write_all(b"after").unwrap();
+        stream.read_exact(&mut buf[..5]).unwrap();
+        assert_eq!(&buf[..5], b"after");
+        assert!(stream.set_read_timeout(Some(Duration::ZERO)).is_err());
+    });
+}
+
+#[test]
+fn cancel_a_fiber_blocked_in_recv() {
+    on_each_backend(|| {
+        let addr = echo_server();
+        let stream = Rc::new(TcpStream::connect(addr).unwrap());
+        let blocked = {
+            let stream = Rc::clone(&stream);
+            loom::spawn(move || {
+                let mut buf = [0u8; 64];
+                (&*stream).read(&mut buf)
+            })
+        };
+        loom::time::sleep(Duration::from_millis(10)).unwrap();
+        blocked.cancel();
+        let err = blocked.join().unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted);
+        // Nothing is left in flight on the socket: it still echoes.
+        (&*stream).write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        (&*stream).read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+    });
+}
+
+#[test]
+fn shutdown_with_ops_in_flight() {
+    on_each_backend(|| {
+        let addr = echo_server();
+        for _ in 0..20 {
+            loom::spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                let mut buf = [0u8; 64];
+                let _ = stream.read(&mut buf); // blocks until shutdown cancels it
+            });
+        }
+        loom::time::sleep(Duration::from_millis(20)).unwrap();
+        // main returns: every fiber is cancelled, every op reaped.
+    });
+}
+
+#[test]
+fn address_in_use() {
+    on_each_backend(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let err = TcpListener::bind(listener.local_addr().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    });
+}
+
+#[test]
+fn connection_refused() {
+    on_each_backend(|| {
+        // Bind then drop, so the port is (very likely) closed.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn peer_reset_mid_write_is_an_error_not_a_signal() {
+    on_each_backend(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let closer = loom::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            // Let the client's connect finish before the reset.
+            loom::time::sleep(Duration::from_millis(20)).unwrap();
+            // SO_LINGER 0: close sends RST.
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: valid fd and option struct.
+            unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&stream),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&raw const linger).cast(),
+                    size_of::<libc::linger>() as libc::socklen_t,
+                );
+            }
+            drop(stream);
+        });
+        let mut stream = TcpStream::connect(addr).unwrap();
+        closer.join().unwrap();
+        loom::time::sleep(Duration::from_millis(10)).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        let err = (0..1000)
+            .find_map(|_| stream.write_all(&chunk).err())
+            .expect("writing to a reset connection fails");
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            ),
+            "{err:?}"
+        );
+    });
+}
+
+#[test]
+fn connect_timeout_and_host_names() {
+    on_each_backend(|| {
+        let addr = echo_server();
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), addr);
+        // "localhost" goes through the blocking pool's resolver.
+        let by_name = TcpStream::connect(("localhost", addr.port())).unwrap();
+        assert_eq!(by_name.peer_addr().unwrap().port(), addr.port());
+    });
+}
+
+#[test]
+fn std_round_trip() {
+    on_each_backend(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let std_listener = listener.into_std().unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let listener = TcpListener::from_std(std_listener).unwrap();
+        let accepted = loom::spawn(move || listener.accept().unwrap().0);
+        let client = TcpStream::connect(addr).unwrap();
+        let server = accepted.join().unwrap();
+        let mut std_server = server.into_std().unwrap();
+        let mut client = client;
+        client.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        // A blocking std read: the byte is already there.
+        std_server.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"x");
+    });
+}
