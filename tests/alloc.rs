@@ -113,3 +113,78 @@ fn cancellation_does_not_allocate() {
     });
     assert_eq!(allocations, 0, "cancel allocated");
 }
+
+/// A steady-state echo loop over loopback TCP — a server fiber per
+/// connection and client fibers, all on this thread — allocates nothing
+/// after warm-up, on every backend.
+#[test]
+fn steady_state_echo_does_not_allocate() {
+    use std::io::{Read, Write};
+    use std::rc::Rc;
+
+    use loom::net::{TcpListener, TcpStream};
+
+    const CONNECTIONS: usize = 16;
+    const WARM_UP: usize = 50;
+    const MEASURED: usize = 500;
+
+    let counts = loom_tests::on_each_backend(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        loom::spawn(move || {
+            while let Ok((mut stream, _)) = listener.accept() {
+                loom::spawn(move || {
+                    let mut buf = [0u8; 512];
+                    while let Ok(n @ 1..) = stream.read(&mut buf) {
+                        if stream.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        // Per-phase barrier: every client finishes warm-up before anyone
+        // measures, so connection set-up is not counted.
+        let trace = std::env::var_os("LOOM_TRACE_ALLOC").is_some();
+        let warmed = Rc::new(std::cell::Cell::new(0usize));
+        let measured = Rc::new(std::cell::Cell::new(0u64));
+        let clients: Vec<_> = (0..CONNECTIONS)
+            .map(|_| {
+                let warmed = Rc::clone(&warmed);
+                let measured = Rc::clone(&measured);
+                loom::spawn(move || {
+                    let mut stream = TcpStream::connect(addr).unwrap();
+                    stream.set_nodelay(true).unwrap();
+                    let message = [7u8; 256];
+                    let mut echo = [0u8; 256];
+                    let mut round = |stream: &mut TcpStream| {
+                        stream.write_all(&message).unwrap();
+                        stream.read_exact(&mut echo).unwrap();
+                        assert_eq!(echo, message);
+                    };
+                    for _ in 0..WARM_UP {
+                        round(&mut stream);
+                    }
+                    warmed.set(warmed.get() + 1);
+                    while warmed.get() < CONNECTIONS {
+                        loom::yield_now();
+                    }
+                    let before = thread_allocations();
+                    loom_tests::trace_allocations(trace);
+                    for _ in 0..MEASURED {
+                        round(&mut stream);
+                    }
+                    // Other fibers' allocations would show up here too,
+                    // which is what we want: the whole thread must be quiet.
+                    measured.set(measured.get().max(thread_allocations() - before));
+                    loom_tests::trace_allocations(false);
+                })
+            })
+            .collect();
+        for client in clients {
+            client.join().unwrap();
+        }
+        measured.get()
+    });
+    assert!(counts.iter().all(|&n| n == 0), "allocations per backend: {counts:?}");
+}

@@ -61,10 +61,22 @@ thread_local! {
     // const-initialised and without a destructor: touching it from inside
     // the allocator never allocates.
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static TRACING: Cell<bool> = const { Cell::new(false) };
 }
 
 fn count() {
     let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    // Debug aid: print where each allocation comes from while tracing.
+    if TRACING.try_with(|t| t.replace(false)).unwrap_or(false) {
+        eprintln!("allocation at:\n{}", std::backtrace::Backtrace::force_capture());
+        TRACING.with(|t| t.set(true));
+    }
+}
+
+/// While on, every allocation by this thread prints a backtrace to stderr
+/// (a debugging aid for a failing zero-allocation test).
+pub fn trace_allocations(on: bool) {
+    TRACING.with(|t| t.set(on));
 }
 
 // SAFETY: every method forwards to `System` unchanged; counting has no

@@ -42,6 +42,7 @@ pub(crate) const NATIVE: Backend = Backend::Epoll;
 pub(crate) const NATIVE: Backend = Backend::Kqueue;
 
 const WAKE_TOKEN: Token = Token(usize::MAX);
+const NO_SLOT: u32 = u32::MAX;
 
 /// One direction of a socket's readiness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +81,8 @@ const _: () = assert!(
 #[derive(Debug)]
 struct SourceState {
     generation: Cell<u32>,
+    /// Next free slot while this one is free ([`NO_SLOT`] ends the list).
+    next_free: Cell<u32>,
     ready: [Cell<bool>; 2],
     waiters: [List; 2],
 }
@@ -107,7 +110,9 @@ pub(crate) struct Poll {
     /// Boxed so a slot's lists never move while the vector grows; slots are
     /// reused (with a new generation), never freed before the driver.
     slots: RefCell<Vec<Box<SourceState>>>,
-    free: RefCell<Vec<u32>>,
+    /// Head of the intrusive list of free slots, so closing a socket never
+    /// allocates.
+    free_head: Cell<u32>,
     parked: Cell<usize>,
     remote: Arc<Remote>,
 }
@@ -120,7 +125,7 @@ impl Poll {
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(config.events)),
             slots: RefCell::new(Vec::new()),
-            free: RefCell::new(Vec::new()),
+            free_head: Cell::new(NO_SLOT),
             parked: Cell::new(0),
             remote: Arc::new(Remote::new(Signal::Mio(waker))),
         })
@@ -137,19 +142,23 @@ impl Poll {
 
     /// Registers `fd` (non-blocking) for both directions, edge-triggered.
     pub(crate) fn register(&self, fd: RawFd) -> io::Result<SourceKey> {
-        let index = match self.free.borrow_mut().pop() {
-            Some(index) => index,
-            None => {
+        let index = match self.free_head.get() {
+            NO_SLOT => {
                 let mut slots = self.slots.borrow_mut();
                 let index = u32::try_from(slots.len()).map_err(|_| {
                     io::Error::new(io::ErrorKind::OutOfMemory, "too many registered sockets")
                 })?;
                 slots.push(Box::new(SourceState {
                     generation: Cell::new(0),
+                    next_free: Cell::new(NO_SLOT),
                     ready: [Cell::new(true), Cell::new(true)],
                     waiters: [List::new(), List::new()],
                 }));
                 index
+            }
+            free => {
+                self.free_head.set(self.state(free).next_free.get());
+                free
             }
         };
         let state = self.state(index);
@@ -188,7 +197,8 @@ impl Poll {
         let state = self.state(index);
         debug_assert!(state.waiters.iter().all(List::is_empty));
         state.generation.set(state.generation.get().wrapping_add(1));
-        self.free.borrow_mut().push(index);
+        state.next_free.set(self.free_head.get());
+        self.free_head.set(index);
     }
 
     fn state(&self, index: u32) -> &SourceState {
