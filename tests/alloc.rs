@@ -186,5 +186,8 @@ fn steady_state_echo_does_not_allocate() {
         }
         measured.get()
     });
-    assert!(counts.iter().all(|&n| n == 0), "allocations per backend: {counts:?}");
+    assert!(
+        counts.iter().all(|&n| n == 0),
+        "allocations per backend: {counts:?}"
+    );
 }

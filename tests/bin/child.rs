@@ -1,6 +1,7 @@
 //! Child program for tests that need a process of their own: a panicking
 //! main fiber, a stack overflow, shutdown with blocked fibers (also built
-//! with `panic = "abort"`), guard-page exhaustion. Usage:
+//! with `panic = "abort"`), guard-page exhaustion, running out of file
+//! descriptors, io_uring refused by seccomp. Usage:
 //! `loom-child <scenario>`.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
@@ -19,6 +20,8 @@ fn main() {
         "wild-segfault" => wild_segfault(),
         "shutdown" => shutdown(),
         "guard-exhaustion" => guard_exhaustion(),
+        "emfile" => emfile(),
+        "uring-denied" => uring_denied(),
         other => panic!("unknown scenario {other:?}"),
     }
 }
@@ -154,4 +157,216 @@ fn guard_exhaustion() {
     let rt = loom::Runtime::builder().fibers(16).build().unwrap();
     assert_eq!(rt.run(|| loom::spawn(|| 5).join().unwrap()), 5);
     println!("guard exhaustion ok");
+}
+
+/// Prints `log` records to stderr, so a test can see the runtime's log
+/// lines (the fallback reason, for one).
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        eprintln!("[{}] {}", record.level(), record.args());
+    }
+
+    fn flush(&self) {}
+}
+
+fn install_logger() {
+    static LOGGER: StderrLogger = StderrLogger;
+    log::set_logger(&LOGGER).expect("no logger yet");
+    log::set_max_level(log::LevelFilter::Info);
+}
+
+fn echo_once(stream: &mut loom::net::TcpStream, message: &[u8]) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    stream.write_all(message)?;
+    let mut echo = vec![0u8; message.len()];
+    stream.read_exact(&mut echo)?;
+    assert_eq!(echo, message);
+    Ok(())
+}
+
+fn spawn_echo_handler(mut stream: loom::net::TcpStream) {
+    use std::io::{Read, Write};
+    loom::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = stream.read(&mut buf) {
+            if stream.write_all(&buf[..n]).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Out of file descriptors: `accept` reports EMFILE without spinning,
+/// established connections keep being served, and accepting resumes once
+/// descriptors are free. The backend comes from `LOOM_BACKEND`.
+fn emfile() {
+    use loom::net::{TcpListener, TcpStream};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::time::Instant;
+
+    let rt = loom::Runtime::builder().fibers(16).build().unwrap();
+    let backend = rt.backend();
+    rt.run(move || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let emfiles = Rc::new(Cell::new(0u32));
+        let attempts = Rc::new(Cell::new(0u32));
+        let (e, a) = (emfiles.clone(), attempts.clone());
+        // The accept loop every server has: log the error and go on.
+        let _acceptor = loom::spawn(move || {
+            loop {
+                a.set(a.get() + 1);
+                match listener.accept() {
+                    Ok((stream, _)) => spawn_echo_handler(stream),
+                    Err(err) if err.raw_os_error() == Some(libc::EMFILE) => e.set(e.get() + 1),
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => return,
+                    Err(err) => panic!("unexpected accept error: {err}"),
+                }
+            }
+        });
+        let mut established = TcpStream::connect(addr).unwrap();
+        echo_once(&mut established, b"before").unwrap();
+
+        // Lower the limit a little above what is open, then use up every
+        // remaining descriptor but one.
+        // SAFETY: dup of a valid fd; the result is closed right away.
+        let next_fd = unsafe { libc::dup(0) };
+        // SAFETY: closing the fd dup just returned.
+        unsafe { libc::close(next_fd) };
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: valid rlimit struct to fill in.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        limit.rlim_cur = next_fd as libc::rlim_t + 8;
+        // SAFETY: valid rlimit struct; the hard limit is unchanged.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let mut fillers = Vec::new();
+        loop {
+            // SAFETY: dup of stdin; ownership goes to the OwnedFd.
+            let fd = unsafe { libc::dup(0) };
+            if fd < 0 {
+                break;
+            }
+            // SAFETY: dup returned a fresh fd we own.
+            fillers.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        fillers.pop(); // exactly one free descriptor: the next client's
+        let before = attempts.get();
+        let mut waiting = TcpStream::connect(addr).unwrap();
+        // The server cannot accept it: no descriptor left.
+        let window = Instant::now();
+        loom::time::sleep(Duration::from_millis(200)).unwrap();
+        let spins = attempts.get() - before;
+        assert!(emfiles.get() >= 1, "accept reported EMFILE");
+        assert!(
+            spins <= 20,
+            "accept retried {spins} times in {:?}: it must back off",
+            window.elapsed()
+        );
+        // Existing connections are still served.
+        echo_once(&mut established, b"during").unwrap();
+        // Free descriptors: the pending connection is accepted and served.
+        fillers.clear();
+        echo_once(&mut waiting, b"after").unwrap();
+        println!(
+            "emfile ok on {backend}: {} EMFILE errors, {spins} accept calls in 200 ms",
+            emfiles.get()
+        );
+    });
+}
+
+/// Makes `io_uring_setup` fail with EPERM for this process and its
+/// children, as Docker's default seccomp profile does.
+fn deny_io_uring() {
+    use libc::{
+        BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, EPERM, SECCOMP_MODE_FILTER,
+        SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, sock_filter, sock_fprog,
+    };
+    let stmt = |code: u32, k: u32| sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let filter = [
+        // A = seccomp_data.nr (offset 0)
+        stmt(BPF_LD | BPF_W | BPF_ABS, 0),
+        sock_filter {
+            code: (BPF_JMP | BPF_JEQ | BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_io_uring_setup as u32,
+        },
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM as u32),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    ];
+    let program = sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: plain prctl calls; `program` and `filter` outlive the call
+    // (the kernel copies the filter).
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                SECCOMP_MODE_FILTER as libc::c_ulong,
+                &raw const program
+            ),
+            0,
+            "installing the seccomp filter: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// io_uring refused: an explicit `IoUring` runtime fails to build with a
+/// clear error, `Auto` falls back to epoll with one log line naming the
+/// reason, and I/O works. With `LOOM_CHILD_EXEC=<program>`, that program
+/// then runs under the same filter (the demo, in the tests).
+fn uring_denied() {
+    use loom::rt::Backend;
+    install_logger();
+    deny_io_uring();
+    let err = loom::Runtime::builder()
+        .backend(Backend::IoUring)
+        .build()
+        .expect_err("io_uring_setup is denied");
+    println!("explicit io_uring: {err}");
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+    let rt = loom::Runtime::builder().fibers(8).build().unwrap();
+    assert_eq!(rt.backend(), Backend::Epoll);
+    rt.run(|| {
+        let listener = loom::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        loom::spawn(move || spawn_echo_handler(listener.accept().unwrap().0));
+        let mut stream = loom::net::TcpStream::connect(addr).unwrap();
+        echo_once(&mut stream, b"fallback works").unwrap();
+    });
+    println!("auto chose {}", Backend::Epoll);
+    if let Some(program) = std::env::var_os("LOOM_CHILD_EXEC") {
+        use std::os::unix::process::CommandExt;
+        let args: Vec<String> = std::env::var("LOOM_CHILD_EXEC_ARGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let err = std::process::Command::new(program)
+            .args(args)
+            .env_remove("LOOM_CHILD_EXEC")
+            .exec();
+        panic!("exec failed: {err}");
+    }
 }

@@ -68,7 +68,10 @@ fn count() {
     let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
     // Debug aid: print where each allocation comes from while tracing.
     if TRACING.try_with(|t| t.replace(false)).unwrap_or(false) {
-        eprintln!("allocation at:\n{}", std::backtrace::Backtrace::force_capture());
+        eprintln!(
+            "allocation at:\n{}",
+            std::backtrace::Backtrace::force_capture()
+        );
         TRACING.with(|t| t.set(true));
     }
 }

@@ -1,0 +1,50 @@
+//! Faults that need a process of their own: running out of file
+//! descriptors on each backend, and io_uring refused by a seccomp filter.
+
+use loom_tests::run_child;
+
+const CHILD: &str = env!("CARGO_BIN_EXE_loom-child");
+
+fn report(output: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn emfile_on_accept_backs_off_and_recovers_on_every_backend() {
+    for backend in loom::rt::Backend::available() {
+        let output = run_child(CHILD, "emfile", &[("LOOM_BACKEND", backend.name())]);
+        assert!(output.status.success(), "[{backend}] {}", report(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains(&format!("emfile ok on {backend}")),
+            "{}",
+            report(&output)
+        );
+    }
+}
+
+#[test]
+fn io_uring_refused_by_seccomp_falls_back_to_epoll() {
+    let output = run_child(CHILD, "uring-denied", &[]);
+    assert!(output.status.success(), "{}", report(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains("explicit io_uring: io_uring_setup:"),
+        "{}",
+        report(&output)
+    );
+    assert!(stdout.contains("auto chose epoll"), "{}", report(&output));
+    // Exactly one log line, naming the reason.
+    let fallback_lines: Vec<_> = stderr
+        .lines()
+        .filter(|line| line.contains("io_uring unavailable"))
+        .collect();
+    assert_eq!(fallback_lines.len(), 1, "{}", report(&output));
+    assert!(fallback_lines[0].contains("EPERM") || fallback_lines[0].contains("not permitted"));
+}
