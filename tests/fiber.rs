@@ -102,15 +102,15 @@ fn cancel_interrupts_a_sleeping_fiber() {
             let first = loom::time::sleep(Duration::from_secs(3600));
             // Cancellation is sticky: the next blocking call fails too.
             let second = loom::time::sleep(Duration::from_millis(1));
-            (first.map_err(|e| e.kind()), second.map_err(|e| e.kind()))
+            (first.map_err(|e| e.raw_os_error()), second.map_err(|e| e.raw_os_error()))
         });
         loom::time::sleep(Duration::from_millis(5)).unwrap();
         assert!(!sleeper.is_finished());
         let start = Instant::now();
         sleeper.cancel();
         let (first, second) = sleeper.join().unwrap();
-        assert_eq!(first, Err(io::ErrorKind::Interrupted));
-        assert_eq!(second, Err(io::ErrorKind::Interrupted));
+        assert_eq!(first, Err(Some(libc::ECANCELED)));
+        assert_eq!(second, Err(Some(libc::ECANCELED)));
         assert!(start.elapsed() < Duration::from_secs(1));
     });
 }
@@ -121,8 +121,8 @@ fn cancel_before_the_first_blocking_call_and_after_finishing() {
         let fiber = loom::spawn(|| loom::time::sleep(Duration::from_millis(1)));
         fiber.cancel(); // before it ever ran
         assert_eq!(
-            fiber.join().unwrap().unwrap_err().kind(),
-            io::ErrorKind::Interrupted
+            fiber.join().unwrap().unwrap_err().raw_os_error(),
+            Some(libc::ECANCELED)
         );
 
         let done = loom::spawn(|| 3);
@@ -144,11 +144,11 @@ fn cancel_interrupts_a_fiber_blocked_in_join_and_detaches_its_target() {
         });
         let joiner = loom::spawn(move || {
             let payload = target.join().expect_err("the joiner was cancelled");
-            payload.downcast::<io::Error>().unwrap().kind()
+            payload.downcast::<io::Error>().unwrap().raw_os_error()
         });
         loom::yield_now();
         joiner.cancel();
-        assert_eq!(joiner.join().unwrap(), io::ErrorKind::Interrupted);
+        assert_eq!(joiner.join().unwrap(), Some(libc::ECANCELED));
         // The detached target runs on to completion.
         loom::time::sleep(Duration::from_millis(40)).unwrap();
     });
@@ -257,8 +257,8 @@ fn a_deadlock_is_broken_by_cancelling_every_fiber() {
     });
     let payload = result.expect_err("main's join was interrupted");
     assert_eq!(
-        payload.downcast::<io::Error>().unwrap().kind(),
-        io::ErrorKind::Interrupted
+        payload.downcast::<io::Error>().unwrap().raw_os_error(),
+        Some(libc::ECANCELED)
     );
 }
 

@@ -83,8 +83,8 @@ fn a_fiber_waiting_for_a_stack_can_be_cancelled() {
         );
         spawner.cancel();
         assert_eq!(
-            spawner.join().unwrap().unwrap_err().kind(),
-            io::ErrorKind::Interrupted
+            spawner.join().unwrap().unwrap_err().raw_os_error(),
+            Some(libc::ECANCELED)
         );
         holder.cancel();
         assert!(holder.join().unwrap().is_err());

@@ -18,6 +18,7 @@
 pub mod blocking;
 mod driver;
 pub mod fiber;
+pub mod fs;
 mod list;
 pub mod net;
 mod op;

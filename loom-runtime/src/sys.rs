@@ -40,11 +40,14 @@ pub(crate) const fn round_up(n: usize, align: usize) -> usize {
     (n + align - 1) & !(align - 1)
 }
 
-/// An `io::Error` of kind `Interrupted`, the error every blocking call of a
-/// cancelled fiber returns. Kind-only, because a message would be boxed and
-/// cancellation must not allocate.
-pub(crate) fn interrupted() -> io::Error {
-    io::Error::from(io::ErrorKind::Interrupted)
+/// The error every blocking call of a cancelled fiber returns: the OS
+/// error `ECANCELED` ("Operation canceled"). Not `ErrorKind::Interrupted`:
+/// std's `read_exact`, `write_all`, `io::copy` and most blocking-style
+/// crates retry on `Interrupted`, which would spin a cancelled fiber
+/// forever. A raw OS error carries no message box, so cancelling does not
+/// allocate.
+pub(crate) fn cancelled() -> io::Error {
+    io::Error::from_raw_os_error(libc::ECANCELED)
 }
 
 /// `send` flag that turns SIGPIPE into an `EPIPE` error. macOS has no such

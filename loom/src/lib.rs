@@ -31,7 +31,9 @@
 //!   another thread, so closures need not be `Send`.
 //! - Blocking calls ([`JoinHandle::join`], [`time::sleep`], waiting for a
 //!   free stack) suspend the fiber; a cancelled fiber's blocking calls
-//!   return `std::io::ErrorKind::Interrupted`.
+//!   return the cancellation error, `ECANCELED`
+//!   ([`fiber::is_cancelled`]) — not `Interrupted`, which std's
+//!   `read_exact`/`write_all` would retry forever.
 //! - Blocking *std* calls (`std::thread::sleep`, `std::net`, a `std`
 //!   mutex held across a switch) block the whole loop. Don't.
 //! - Thread-locals are sound inside fibers, but a `RefCell` borrow must not
@@ -51,7 +53,7 @@
 )]
 
 pub use loom_runtime::{
-    JoinHandle, Runtime, blocking, fiber, net, rt, spawn, time, unblock, yield_now,
+    JoinHandle, Runtime, blocking, fiber, fs, net, rt, spawn, time, unblock, yield_now,
 };
 
 #[doc(hidden)]

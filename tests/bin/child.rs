@@ -84,7 +84,7 @@ fn shutdown() {
     rt.run(move || {
         let is_interrupted = |r: &std::io::Result<()>| {
             r.as_ref()
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::Interrupted)
+                .is_err_and(|e| loom::fiber::is_cancelled(&e))
         };
         // Ignores cancellation: must be abandoned after the grace period.
         let stubborn = loom::fiber::Builder::new()
@@ -108,7 +108,7 @@ fn shutdown() {
             let error = payload
                 .downcast::<std::io::Error>()
                 .expect("an io::Error payload");
-            if error.kind() == std::io::ErrorKind::Interrupted {
+            if loom::fiber::is_cancelled(&error) {
                 c.set(c.get() + 1);
             }
         });
@@ -120,13 +120,13 @@ fn shutdown() {
         let c = counter.clone();
         let _waiter = loom::spawn(move || {
             let spawned = loom::fiber::Builder::new().spawn(|| ());
-            if spawned.is_err_and(|e| e.kind() == std::io::ErrorKind::Interrupted) {
+            if spawned.is_err_and(|e| loom::fiber::is_cancelled(&e)) {
                 c.set(c.get() + 1);
             }
         });
         loom::yield_now();
     });
-    // sleeper, joiner and waiter each saw Interrupted.
+    // sleeper, joiner and waiter each saw the cancellation error.
     assert_eq!(
         interrupted.get(),
         3,
@@ -225,7 +225,7 @@ fn emfile() {
                 match listener.accept() {
                     Ok((stream, _)) => spawn_echo_handler(stream),
                     Err(err) if err.raw_os_error() == Some(libc::EMFILE) => e.set(e.get() + 1),
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => return,
+                    Err(err) if loom::fiber::is_cancelled(&err) => return,
                     Err(err) => panic!("unexpected accept error: {err}"),
                 }
             }

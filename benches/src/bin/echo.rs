@@ -39,6 +39,13 @@
 //! errors go to stderr. A server that fails to start is skipped for the
 //! rest of the run, with its error printed.
 //!
+//! Before each measurement the harness waits (up to 3 s) for CPUs 0 and 1
+//! to be idle, and after it reports on stderr how much of those CPUs went
+//! to anything but the server and the client ("other load", from
+//! `/proc/stat`), flagging windows above 10% as noisy: compare
+//! `msgs_per_s` only across quiet runs (`server_cpu_us_per_msg` suffers
+//! much less from neighbours).
+//!
 //! With `--strace`, each server instead runs the warm-up, is let go idle
 //! (the client stops sending and collects the outstanding echoes), gets
 //! `strace -c -f -p <pid>` attached, and then serves one window of load
@@ -50,10 +57,18 @@
 //! bench=echo_syscalls impl=<impl> msg=<bytes> conns=<n> syscalls_per_msg=<f>
 //! ```
 //!
-//! (the per-syscall breakdown goes to stderr). strace slows a server's
-//! syscalls down a lot, so readiness-based servers find more work per
-//! `epoll_wait` than they would untraced; read the figures as a floor for
-//! the wait calls, exact for the reads and writes.
+//! (the per-syscall breakdown goes to stderr). strace slows every syscall
+//! down a lot, so a traced server finds more work per `epoll_wait` /
+//! `io_uring_enter` than it would untraced: the counts of reads and writes
+//! are exact, the counts of waits (and so every io_uring figure) a floor.
+//!
+//! Reading the numbers: the client costs about as much CPU per message as
+//! a server (one `write`, one `read` and a share of an `epoll_wait`; on
+//! loopback the kernel's TCP delivery work is charged to the sender), so
+//! from 16 connections up both CPUs are saturated and `msgs_per_s` is
+//! bounded by the client as well as by the server. `server_cpu_us_per_msg`
+//! is the figure that isolates the server. With one connection both sides
+//! sleep every round trip, and the wake-up latency dominates.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use std::collections::{HashMap, HashSet};
@@ -65,6 +80,13 @@ use std::time::{Duration, Instant};
 use loom_benches::echo::client::Client;
 use loom_benches::echo::strace::Strace;
 use loom_benches::echo::{CLIENT_CPU, Impl, SERVER_CPU, servers, sys};
+
+/// Share of the two benchmark CPUs taken by anything but the server and
+/// the client above which a measurement is flagged as noisy on stderr.
+const NOISY: f64 = 0.1;
+
+/// How long a measurement waits for the machine to go quiet.
+const QUIET_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long strace gets to attach before the measurement is abandoned.
 const STRACE_ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -291,6 +313,9 @@ struct Measurement {
     server_util: f64,
     /// Client thread CPU time over wall time (1.0 = client saturated).
     client_util: f64,
+    /// CPU time of everything else on the two benchmark CPUs over wall time
+    /// (other processes, interrupts, steal).
+    other_util: f64,
     server_threads: usize,
 }
 
@@ -302,7 +327,25 @@ enum Failure {
     Run(io::Error),
 }
 
+/// Waits (up to [`QUIET_TIMEOUT`]) until the benchmark CPUs are idle for
+/// 100 ms; other sessions' builds and tests share this machine.
+fn wait_quiet() -> io::Result<()> {
+    let deadline = Instant::now() + QUIET_TIMEOUT;
+    let step = Duration::from_millis(100);
+    while Instant::now() < deadline {
+        let busy0 = sys::cpus_busy_ns(&[SERVER_CPU, CLIENT_CPU])?;
+        std::thread::sleep(step);
+        let busy = sys::cpus_busy_ns(&[SERVER_CPU, CLIENT_CPU])? - busy0;
+        if (busy as f64) < NOISY * step.as_nanos() as f64 {
+            return Ok(());
+        }
+    }
+    eprintln!("  note: the CPUs stayed busy for {QUIET_TIMEOUT:?}; measuring anyway");
+    Ok(())
+}
+
 fn measure(imp: Impl, msg: usize, conns: usize, opts: &Options) -> Result<Measurement, Failure> {
+    wait_quiet().map_err(Failure::Run)?;
     let server = Server::start(imp).map_err(Failure::Start)?;
     let pid = server.pid();
     let run = || -> io::Result<Measurement> {
@@ -310,6 +353,7 @@ fn measure(imp: Impl, msg: usize, conns: usize, opts: &Options) -> Result<Measur
         client.start()?;
         client.run_until_instant(Instant::now() + Duration::from_secs_f64(opts.warmup))?;
         let threads = sys::thread_count(pid)?;
+        let busy0 = sys::cpus_busy_ns(&[SERVER_CPU, CLIENT_CPU])?;
         let server0 = sys::process_cpu_ns(pid)?;
         let client0 = sys::thread_cpu_ns()?;
         let n0 = client.completed();
@@ -319,6 +363,7 @@ fn measure(imp: Impl, msg: usize, conns: usize, opts: &Options) -> Result<Measur
         let n = (client.completed() - n0) as f64;
         let client_ns = (sys::thread_cpu_ns()? - client0) as f64;
         let server_ns = (sys::process_cpu_ns(pid)? - server0) as f64;
+        let busy_ns = (sys::cpus_busy_ns(&[SERVER_CPU, CLIENT_CPU])? - busy0) as f64;
         let threads_after = sys::thread_count(pid)?;
         if threads_after != threads {
             eprintln!(
@@ -331,6 +376,7 @@ fn measure(imp: Impl, msg: usize, conns: usize, opts: &Options) -> Result<Measur
             server_cpu_us_per_msg: server_ns / n / 1000.0,
             server_util: server_ns / wall,
             client_util: client_ns / wall,
+            other_util: ((busy_ns - server_ns - client_ns) / wall).max(0.0),
             server_threads: threads_after,
         })
     };
@@ -364,7 +410,8 @@ fn run_throughput(opts: &Options) -> bool {
                     Ok(m) => {
                         eprintln!(
                             "round {}/{} msg={msg} conns={conns} {imp:>13}: {:>9.0} msg/s \
-                             {:>6.2} us/msg server CPU {:>3.0}% ({} threads), client CPU {:>3.0}%",
+                             {:>6.2} us/msg server CPU {:>3.0}% ({} threads), client CPU {:>3.0}%, \
+                             other load {:>3.0}%{}",
                             round + 1,
                             opts.rounds,
                             m.msgs_per_s,
@@ -372,6 +419,12 @@ fn run_throughput(opts: &Options) -> bool {
                             m.server_util * 100.0,
                             m.server_threads,
                             m.client_util * 100.0,
+                            m.other_util * 100.0,
+                            if m.other_util > NOISY {
+                                "  <- noisy"
+                            } else {
+                                ""
+                            },
                         );
                         samples.entry((imp, msg, conns)).or_default().push(m);
                     }

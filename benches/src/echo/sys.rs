@@ -71,3 +71,33 @@ pub fn thread_count(pid: u32) -> io::Result<usize> {
 pub fn thread_cpu_ns() -> io::Result<u64> {
     schedstat_ns(&fs::read_to_string("/proc/thread-self/schedstat")?)
 }
+
+/// Nanoseconds CPUs `cpus` have spent busy (not idle, not waiting for
+/// I/O) since boot, from `/proc/stat` (10 ms resolution: `USER_HZ` is 100
+/// on Linux). Compared with the server's and the client's own CPU time
+/// over a window, it shows how much else ran on the benchmark's CPUs.
+pub fn cpus_busy_ns(cpus: &[usize]) -> io::Result<u64> {
+    const NS_PER_TICK: u64 = 10_000_000;
+    let stat = fs::read_to_string("/proc/stat")?;
+    let mut ticks = 0;
+    for cpu in cpus {
+        let label = format!("cpu{cpu}");
+        let line = stat
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(label.as_str()))
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("no {label} in /proc/stat"))
+            })?;
+        // user nice system idle iowait irq softirq steal guest guest_nice;
+        // guest time is already included in user/nice.
+        for (i, field) in line.split_whitespace().skip(1).take(8).enumerate() {
+            let value: u64 = field
+                .parse()
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/stat"))?;
+            if i != 3 && i != 4 {
+                ticks += value;
+            }
+        }
+    }
+    Ok(ticks * NS_PER_TICK)
+}

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use crate::driver::remote::{Remote, RemoteCompletion};
 use crate::rt::event_loop::{EventLoop, with_current};
-use crate::sys::interrupted;
+use crate::sys::cancelled;
 
 /// Most worker threads the pool runs at once, process-wide.
 pub const MAX_THREADS: usize = 16;
@@ -39,7 +39,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// C library, `std::fs` calls loom has no op for).
 ///
 /// Cancellation: if the fiber is cancelled while `f` still waits in the
-/// queue, `f` never runs and `unblock` returns `Interrupted`; once a worker
+/// queue, `f` never runs and `unblock` returns the cancellation error; once a worker
 /// started `f`, the fiber waits for it to finish (a thread cannot be
 /// interrupted) and gets its result.
 ///
@@ -47,7 +47,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// # Errors
 ///
-/// `Interrupted` as above, or the error from starting the first worker
+/// The cancellation error as above, or the error from starting the first worker
 /// thread.
 ///
 /// # Panics
@@ -85,7 +85,7 @@ where
 {
     let me = lp.current_fiber("loom::unblock");
     if me.cancelled.get() {
-        return Err(interrupted());
+        return Err(cancelled());
     }
     let fiber = lp
         .sched
@@ -109,7 +109,7 @@ where
             taken_back = true;
             if pool().take_back(header) {
                 lp.remote_job_ended();
-                return Err(interrupted());
+                return Err(cancelled());
             }
         }
     }

@@ -108,7 +108,7 @@ pub(crate) struct FiberControl {
     /// Membership of the loop's list of unfinished fibers.
     pub(crate) all_link: Link,
     pub(crate) state: Cell<FiberState>,
-    /// Sticky: every blocking call from now on returns `Interrupted`.
+    /// Sticky: every blocking call from now on returns `ECANCELED`.
     pub(crate) cancelled: Cell<bool>,
     /// The JoinHandle was dropped; nobody will collect the result.
     pub(crate) detached: Cell<bool>,

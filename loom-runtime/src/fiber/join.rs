@@ -53,7 +53,7 @@ impl<T> JoinHandle<T> {
     /// # Cancellation
     ///
     /// If the *joining* fiber is cancelled (before or while waiting), `join`
-    /// returns `Err` with an [`std::io::Error`] of kind `Interrupted` as the
+    /// returns `Err` with an [`std::io::Error`] `ECANCELED` (see [`crate::fiber::is_cancelled`]) as the
     /// payload and the joined fiber is detached.
     ///
     /// # Panics
@@ -106,7 +106,7 @@ impl<T> JoinHandle<T> {
     }
 
     /// Asks the fiber to stop: its current blocking call, or its next one,
-    /// returns an [`std::io::Error`] of kind `Interrupted`, so a fiber that
+    /// returns an [`std::io::Error`] `ECANCELED` (see [`crate::fiber::is_cancelled`]), so a fiber that
     /// propagates errors with `?` unwinds normally. Cancellation is sticky:
     /// every later blocking call of that fiber fails the same way. A fiber
     /// busy computing is not interrupted until it blocks. Cancelling a

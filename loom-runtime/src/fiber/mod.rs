@@ -131,7 +131,7 @@ impl Builder {
     /// # Errors
     ///
     /// `InvalidInput` for a stack size out of range or a return type too
-    /// large for the stack; `Interrupted` if the calling fiber is cancelled
+    /// large for the stack; the cancellation error ([`is_cancelled`]) if the calling fiber is cancelled
     /// while waiting for a stack (see [`spawn`]'s back-pressure); the
     /// reservation's error if the pool cannot grow.
     ///
@@ -236,4 +236,32 @@ pub fn try_current() -> Option<Fiber> {
 #[track_caller]
 pub fn yield_now() {
     with_current("loom::yield_now", |lp| lp.sched.yield_now());
+}
+
+/// Whether `error` is the one blocking calls return once their fiber has
+/// been cancelled ([`JoinHandle::cancel`], or shutdown): the OS error
+/// `ECANCELED`, "Operation canceled".
+///
+/// Cancellation deliberately does not use `ErrorKind::Interrupted`: std's
+/// `read_exact`, `write_all` and `io::copy` — and most blocking-style
+/// crates — retry on `Interrupted`, which would spin a cancelled fiber
+/// forever. With `ECANCELED` those loops stop, and `?` carries the error
+/// up.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// loom::Runtime::builder().build()?.run(|| {
+///     let sleeper = loom::spawn(|| loom::time::sleep(Duration::from_secs(60)));
+///     loom::yield_now();
+///     sleeper.cancel();
+///     let error = sleeper.join().unwrap().unwrap_err();
+///     assert!(loom::fiber::is_cancelled(&error));
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn is_cancelled(error: &std::io::Error) -> bool {
+    error.raw_os_error() == Some(libc::ECANCELED)
 }

@@ -18,7 +18,7 @@ pub trait ToSocketAddrs {
     ///
     /// # Errors
     /// A malformed address or a failed lookup, as std reports it;
-    /// `Interrupted` if the fiber is cancelled while the lookup waits.
+    /// The cancellation error if the fiber is cancelled while the lookup waits.
     fn to_socket_addrs(&self) -> io::Result<SocketAddrs>;
 }
 

@@ -13,11 +13,16 @@
 //! Errors are `std::io::Error`s with std's kinds: `AddrInUse`,
 //! `ConnectionRefused`, `ConnectionReset`, `BrokenPipe` (never a SIGPIPE),
 //! `WouldBlock` for a read or write timeout, `TimedOut` for
-//! `connect_timeout`, and `Interrupted` when the fiber is cancelled.
+//! `connect_timeout`, and `ECANCELED` once the fiber is cancelled
+//! (see [`crate::fiber::is_cancelled`]).
 
 mod addr;
 pub(crate) mod socket;
 mod tcp;
+mod udp;
+mod unix;
 
 pub use addr::{SocketAddrs, ToSocketAddrs};
 pub use tcp::{DEFAULT_BACKLOG, Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UCred, UnixDatagram, UnixIncoming, UnixListener, UnixStream};

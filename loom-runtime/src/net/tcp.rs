@@ -91,7 +91,7 @@ impl TcpListener {
     /// Waits for a connection; returns it with the peer's address.
     ///
     /// # Errors
-    /// `Interrupted` if the fiber is cancelled; `EMFILE`/`ENFILE` (kind
+    /// The cancellation error (`ECANCELED`) if the fiber is cancelled; `EMFILE`/`ENFILE` (kind
     /// `Uncategorized`, raw OS error set) when out of file descriptors, see
     /// the type's documentation.
     #[track_caller]
@@ -213,7 +213,7 @@ impl TcpStream {
     ///
     /// # Errors
     /// `ConnectionRefused`, `TimedOut`, `NetworkUnreachable`... as the
-    /// kernel reports them; `Interrupted` if the fiber is cancelled.
+    /// kernel reports them; the cancellation error if the fiber is cancelled.
     #[track_caller]
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
         addr::each_addr(&addr, |addr| TcpStream::connect_one(addr, None))

@@ -13,7 +13,7 @@
 //!
 //! An op that the kernel completed despite a cancellation reports its real
 //! result (bytes read, a new connection): nothing is lost, and the
-//! cancelled fiber's *next* blocking call returns `Interrupted`.
+//! cancelled fiber's *next* blocking call returns the cancellation error.
 
 mod fs;
 mod net;
@@ -33,7 +33,7 @@ use crate::driver::Completion;
 use crate::driver::Driver;
 use crate::driver::poll::{Direction, SourceKey, Waiter};
 use crate::rt::event_loop::{EventLoop, with_current};
-use crate::sys::interrupted;
+use crate::sys::cancelled;
 use crate::time::wheel::TimerEntry;
 
 /// How the poll backends run an op.
@@ -91,7 +91,7 @@ impl Deadline {
 /// poll registration (ignored on io_uring).
 ///
 /// # Errors
-/// The op's own error; `Interrupted` if the fiber is (or gets) cancelled
+/// The op's own error; the cancellation error if the fiber is (or gets) cancelled
 /// before the op completed; the deadline's error if it passes first.
 ///
 /// # Panics
@@ -105,7 +105,7 @@ pub(crate) fn run<O: Op>(
 ) -> io::Result<O::Output> {
     let result = with_current(what, |lp| {
         if lp.current_fiber(what).cancelled.get() {
-            return Err(interrupted());
+            return Err(cancelled());
         }
         if let Some(deadline) = deadline
             && deadline.at <= Instant::now()
@@ -154,7 +154,7 @@ fn run_uring<O: Op>(
         }
         if gave_up.is_none() {
             if control.cancelled.get() {
-                gave_up = Some(interrupted());
+                gave_up = Some(cancelled());
             } else if timer.fired() {
                 gave_up = deadline.map(Deadline::error);
             }
@@ -208,7 +208,7 @@ fn run_ready<O: Op>(
         lp.sched.suspend();
         poll.unpark(source, direction, &waiter);
         if control.cancelled.get() {
-            break Err(interrupted());
+            break Err(cancelled());
         }
         if timer.fired() {
             break Err(deadline.expect("only deadlines arm the timer").error());

@@ -28,7 +28,7 @@ use crate::fiber::control::{CONTROL_BYTES, FiberControl, FiberName};
 use crate::fiber::stack::{PooledStack, StackPool, StackSlot};
 use crate::list::{Link, List, container_of};
 use crate::sched::{Resumed, Scheduler};
-use crate::sys::{interrupted, page_size};
+use crate::sys::{cancelled, page_size};
 use crate::time::wheel::{TimerEntry, TimerWheel};
 
 /// Fibers resumed per loop turn before timers are looked at again, so a
@@ -229,9 +229,9 @@ impl EventLoop {
             ));
         };
         // SAFETY: the running fiber's block is valid while it runs.
-        let cancelled = || unsafe { me.as_ref() }.cancelled.get();
-        if cancelled() {
-            return Err(interrupted());
+        let is_cancelled = || unsafe { me.as_ref() }.cancelled.get();
+        if is_cancelled() {
+            return Err(cancelled());
         }
         let waiter = StackWaiter {
             link: Link::new(),
@@ -245,14 +245,14 @@ impl EventLoop {
             self.sched.suspend();
             // Cancellation wins over a permit granted in the same turn: the
             // permit moves on to the next waiter.
-            if cancelled() {
+            if is_cancelled() {
                 if waiter.granted.get() {
                     self.release_permit();
                 } else {
                     // SAFETY: not granted, so still in `stack_waiters`.
                     unsafe { self.stack_waiters.remove(&waiter.link) };
                 }
-                return Err(interrupted());
+                return Err(cancelled());
             }
             if waiter.granted.get() {
                 return Ok(());
@@ -299,7 +299,7 @@ impl EventLoop {
             "loom: a fiber cannot join itself"
         );
         if me.cancelled.get() {
-            return Err(interrupted());
+            return Err(cancelled());
         }
         // SAFETY: the JoinHandle keeps the target's block valid.
         let target = unsafe { target.as_ref() };
@@ -313,7 +313,7 @@ impl EventLoop {
             }
             if me.cancelled.get() {
                 target.joiner.set(None);
-                return Err(interrupted());
+                return Err(cancelled());
             }
         }
     }
@@ -323,7 +323,7 @@ impl EventLoop {
     pub(crate) fn sleep_until(&self, deadline: Option<Instant>, now: Instant) -> io::Result<()> {
         let me = self.current_fiber("loom::time::sleep");
         if me.cancelled.get() {
-            return Err(interrupted());
+            return Err(cancelled());
         }
         let entry = TimerEntry::new(self.sched.current());
         if let Some(deadline) = deadline {
@@ -345,7 +345,7 @@ impl EventLoop {
             if me.cancelled.get() {
                 // SAFETY: `entry` was armed on this loop's wheel (or never).
                 unsafe { self.timers.cancel(&entry) };
-                return Err(interrupted());
+                return Err(cancelled());
             }
         }
     }
@@ -383,7 +383,7 @@ impl EventLoop {
     }
 
     /// Cancels `fiber`: its current or next blocking call returns
-    /// `Interrupted`.
+    /// the cancellation error (`ECANCELED`).
     pub(crate) fn cancel(&self, fiber: NonNull<FiberControl>) {
         // SAFETY: callers hold a JoinHandle or walk the unfinished list, both
         // of which keep the block valid.

@@ -225,7 +225,7 @@ impl Runtime {
     /// done.
     ///
     /// When the main fiber returns, the remaining fibers are cancelled —
-    /// their blocking calls return `Interrupted` — and get the shutdown
+    /// their blocking calls return the cancellation error (`ECANCELED`) — and get the shutdown
     /// timeout to finish; stacks are released only after their fibers
     /// finished. If the main fiber panics, the panic resumes here, after
     /// that shutdown, so a program's `main` exits with status 101 like std.

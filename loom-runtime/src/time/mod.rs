@@ -19,7 +19,7 @@ use crate::rt::event_loop::with_current;
 ///
 /// # Errors
 ///
-/// `Interrupted` if the fiber is cancelled before or during the sleep.
+/// The cancellation error ([`crate::fiber::is_cancelled`]) if the fiber is cancelled before or during the sleep.
 ///
 /// # Panics
 ///
@@ -50,7 +50,7 @@ pub fn sleep(duration: Duration) -> io::Result<()> {
 ///
 /// # Errors
 ///
-/// `Interrupted` if the fiber is cancelled before or during the sleep.
+/// The cancellation error ([`crate::fiber::is_cancelled`]) if the fiber is cancelled before or during the sleep.
 #[track_caller]
 pub fn sleep_until(deadline: Instant) -> io::Result<()> {
     with_current("loom::time::sleep_until", |lp| {
