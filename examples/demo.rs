@@ -82,7 +82,9 @@ impl Options {
                 "--secs" => options.echo_secs = value("--secs"),
                 "--conns" => options.connections = value("--conns") as usize,
                 "--fibers" => options.fibers = value("--fibers") as usize,
-                other => panic!("unknown argument {other:?} (expected --quick, --secs S, --conns N, --fibers N)"),
+                other => panic!(
+                    "unknown argument {other:?} (expected --quick, --secs S, --conns N, --fibers N)"
+                ),
             }
         }
         options

@@ -57,6 +57,10 @@ fn main() -> io::Result<()> {
         }
     });
     std::fs::remove_file(&*path)?;
-    println!("unix_echo: {CLIENTS} clients echoed {} bytes over {}", echoed?, path.display());
+    println!(
+        "unix_echo: {CLIENTS} clients echoed {} bytes over {}",
+        echoed?,
+        path.display()
+    );
     Ok(())
 }

@@ -48,3 +48,47 @@ fn io_uring_refused_by_seccomp_falls_back_to_epoll() {
     assert_eq!(fallback_lines.len(), 1, "{}", report(&output));
     assert!(fallback_lines[0].contains("EPERM") || fallback_lines[0].contains("not permitted"));
 }
+
+/// README command 1 under the same seccomp filter: the demo runs its echo
+/// table on epoll only, and the rest of it still works.
+#[test]
+fn the_demo_runs_when_io_uring_is_refused() {
+    let target_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "loom-examples",
+            "--example",
+            "demo",
+        ])
+        .args(["--target-dir", target_dir])
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building the demo failed");
+    let demo = format!("{target_dir}/debug/examples/demo");
+    let output = run_child(
+        CHILD,
+        "uring-denied",
+        &[
+            ("LOOM_CHILD_EXEC", demo.as_str()),
+            ("LOOM_CHILD_EXEC_ARGS", "--quick"),
+        ],
+    );
+    assert!(output.status.success(), "{}", report(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let table: Vec<&str> = stdout
+        .lines()
+        .skip_while(|line| !line.contains("messages/s"))
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .collect();
+    assert_eq!(table.len(), 1, "{}", report(&output));
+    assert!(
+        table[0].trim_start().starts_with("epoll"),
+        "{}",
+        report(&output)
+    );
+    assert!(stdout.contains("loom demo 2/2"), "{}", report(&output));
+}

@@ -102,7 +102,10 @@ fn cancel_interrupts_a_sleeping_fiber() {
             let first = loom::time::sleep(Duration::from_secs(3600));
             // Cancellation is sticky: the next blocking call fails too.
             let second = loom::time::sleep(Duration::from_millis(1));
-            (first.map_err(|e| e.raw_os_error()), second.map_err(|e| e.raw_os_error()))
+            (
+                first.map_err(|e| e.raw_os_error()),
+                second.map_err(|e| e.raw_os_error()),
+            )
         });
         loom::time::sleep(Duration::from_millis(5)).unwrap();
         assert!(!sleeper.is_finished());

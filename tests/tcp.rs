@@ -353,7 +353,9 @@ fn cancel_racing_a_completion_loses_nothing() {
                 let reader = Rc::clone(&reader);
                 loom::spawn(move || {
                     let mut buf = [0u8; 4];
-                    (&*reader).read_exact(&mut buf).map(|()| u32::from_le_bytes(buf))
+                    (&*reader)
+                        .read_exact(&mut buf)
+                        .map(|()| u32::from_le_bytes(buf))
                 })
             };
             loom::yield_now(); // the reader is now blocked in recv
@@ -369,7 +371,11 @@ fn cancel_racing_a_completion_loses_nothing() {
                     interrupted += 1;
                     let mut buf = [0u8; 4];
                     (&*reader).read_exact(&mut buf).unwrap();
-                    assert_eq!(u32::from_le_bytes(buf), round, "the bytes stayed in the socket");
+                    assert_eq!(
+                        u32::from_le_bytes(buf),
+                        round,
+                        "the bytes stayed in the socket"
+                    );
                 }
             }
         }

@@ -128,7 +128,9 @@ fn read_timeout_keeps_the_socket_usable() {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
         assert!(start.elapsed() >= timeout);
         // The op was cancelled and reaped; the socket still works.
-        socket.send_to(b"self", socket.local_addr().unwrap()).unwrap();
+        socket
+            .send_to(b"self", socket.local_addr().unwrap())
+            .unwrap();
         let (n, from) = socket.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"self");
         assert_eq!(from, socket.local_addr().unwrap());

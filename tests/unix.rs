@@ -127,7 +127,10 @@ fn stream_echo_over_a_path() {
         let p = Rc::clone(&path);
         echo_clients(move || UnixStream::connect(&*p));
         let stream = UnixStream::connect(&*path).unwrap();
-        assert_eq!(stream.peer_addr().unwrap().as_pathname(), Some(path.0.as_path()));
+        assert_eq!(
+            stream.peer_addr().unwrap().as_pathname(),
+            Some(path.0.as_path())
+        );
         assert!(stream.local_addr().unwrap().is_unnamed());
         // connect_addr with a std address reaches the same listener.
         let mut stream = UnixStream::connect_addr(&local).unwrap();
@@ -306,7 +309,10 @@ fn datagrams_over_paths() {
             io::ErrorKind::NotConnected
         );
         unbound.connect(&pa).unwrap();
-        assert_eq!(unbound.peer_addr().unwrap().as_pathname(), Some(pa.0.as_path()));
+        assert_eq!(
+            unbound.peer_addr().unwrap().as_pathname(),
+            Some(pa.0.as_path())
+        );
         unbound.send(b"connected").unwrap();
         assert_eq!(a.recv(&mut buf).unwrap(), 9);
         assert_eq!(&buf[..9], b"connected");

@@ -82,10 +82,8 @@ fn shutdown() {
         .build()
         .unwrap();
     rt.run(move || {
-        let is_interrupted = |r: &std::io::Result<()>| {
-            r.as_ref()
-                .is_err_and(|e| loom::fiber::is_cancelled(&e))
-        };
+        let is_interrupted =
+            |r: &std::io::Result<()>| r.as_ref().is_err_and(|e| loom::fiber::is_cancelled(&e));
         // Ignores cancellation: must be abandoned after the grace period.
         let stubborn = loom::fiber::Builder::new()
             .name("stubborn")

@@ -185,7 +185,12 @@ fn bind(socket: &Socket, raw: &RawAddr) -> io::Result<()> {
 
 /// Connects a datagram socket: that only records the peer, never waits.
 fn connect_now(socket: &Socket, raw: &RawAddr) -> io::Result<()> {
-    syscall!(connect(socket.fd(), (&raw const raw.storage).cast(), raw.len)).map(drop)
+    syscall!(connect(
+        socket.fd(),
+        (&raw const raw.storage).cast(),
+        raw.len
+    ))
+    .map(drop)
 }
 
 /// A connected pair of sockets of `kind`, set up for the loop's backend.
@@ -616,7 +621,8 @@ impl UnixStream {
     fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let readv = op::Readv::new(self.socket.fd(), bufs, op::Readiness::Read);
         let deadline = io_deadline(self.read_timeout.get());
-        self.socket.run("UnixStream::read_vectored", readv, deadline)
+        self.socket
+            .run("UnixStream::read_vectored", readv, deadline)
     }
 
     #[track_caller]
@@ -630,7 +636,8 @@ impl UnixStream {
         // the caller's, both of which outlast the op.
         let send = unsafe { op::SendMsg::new(self.socket.fd(), &raw const msg, 0) };
         let deadline = io_deadline(self.write_timeout.get());
-        self.socket.run("UnixStream::write_vectored", send, deadline)
+        self.socket
+            .run("UnixStream::write_vectored", send, deadline)
     }
 }
 

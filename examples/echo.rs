@@ -1,0 +1,85 @@
+//! A TCP echo server on one loop: `cargo run --release --example echo
+//! [ADDR]` (default `127.0.0.1:7000`). The backend is `Auto`, so
+//! `LOOM_BACKEND=epoll` picks epoll. Each connection is a fiber that echoes
+//! every byte back; an idle server sleeps in the kernel. SIGTERM or SIGINT
+//! ends it: the main fiber returns, which cancels every connection fiber.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use loom::net::{TcpListener, TcpStream, UnixStream};
+
+/// Write end of the self-pipe the signal handler pokes.
+static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    let fd = SIGNAL_FD.load(Ordering::Relaxed);
+    let byte = 1u8;
+    // SAFETY: write(2) is async-signal-safe; `byte` is valid for 1 byte.
+    unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+}
+
+/// Routes SIGTERM and SIGINT into a byte on `fd`.
+fn install_signal_handlers(fd: RawFd) -> std::io::Result<()> {
+    SIGNAL_FD.store(fd, Ordering::Relaxed);
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: an all-zero sigaction is valid; the handler only calls
+        // async-signal-safe functions.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        // SAFETY: valid signal number and action struct.
+        if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn serve(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream.write_all(&buf[..n])?;
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:7000".to_owned());
+    let rt = loom::Runtime::builder().build()?;
+    rt.run(move || -> std::io::Result<()> {
+        let (mut signals, poke) = UnixStream::pair()?;
+        install_signal_handlers(poke.as_raw_fd())?;
+        let listener = TcpListener::bind(addr.as_str())?;
+        println!(
+            "echo: listening on {} ({} backend); SIGTERM or Ctrl-C stops",
+            listener.local_addr()?,
+            loom::rt::backend()
+        );
+        loom::spawn(move || {
+            loop {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        loom::spawn(move || serve(stream));
+                    }
+                    Err(e) if loom::fiber::is_cancelled(&e) => return,
+                    // Out of fds and the like: accept backs off by itself.
+                    Err(e) => eprintln!("echo: accept: {e}"),
+                }
+            }
+        });
+        // Sleeps until a signal arrives.
+        signals.read_exact(&mut [0u8])?;
+        println!("echo: signal received, shutting down");
+        drop(poke);
+        Ok(())
+    })
+}
