@@ -304,7 +304,7 @@ fn sleeping_fibers(fibers: usize) -> std::io::Result<()> {
         let interrupted = handles
             .into_iter()
             .map(|h| h.join().expect("a sleeper panicked"))
-            .filter(|r| r.as_ref().is_err_and(|e| loom::fiber::is_cancelled(&e)))
+            .filter(|r| r.as_ref().is_err_and(loom::fiber::is_cancelled))
             .count();
         println!(
             "  cancel + join      {:>10.1} ms ({interrupted} sleeps interrupted)",

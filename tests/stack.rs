@@ -1,7 +1,6 @@
 //! The stack pool: back-pressure at `max_fibers`, growth, size classes.
 
 use std::cell::Cell;
-use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 

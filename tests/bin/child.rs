@@ -83,7 +83,7 @@ fn shutdown() {
         .unwrap();
     rt.run(move || {
         let is_interrupted =
-            |r: &std::io::Result<()>| r.as_ref().is_err_and(|e| loom::fiber::is_cancelled(&e));
+            |r: &std::io::Result<()>| r.as_ref().is_err_and(loom::fiber::is_cancelled);
         // Ignores cancellation: must be abandoned after the grace period.
         let stubborn = loom::fiber::Builder::new()
             .name("stubborn")
@@ -242,10 +242,8 @@ fn emfile() {
             rlim_max: 0,
         };
         // SAFETY: valid rlimit struct to fill in.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
+        let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        assert_eq!(got, 0);
         limit.rlim_cur = next_fd as libc::rlim_t + 8;
         // SAFETY: valid rlimit struct; the hard limit is unchanged.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);

@@ -142,6 +142,13 @@ impl Completion {
 }
 
 /// The loop's I/O backend. See the module documentation.
+#[cfg_attr(
+    target_os = "linux",
+    expect(
+        clippy::large_enum_variant,
+        reason = "one driver per loop, built once and never moved while running"
+    )
+)]
 pub(crate) enum Driver {
     #[cfg(target_os = "linux")]
     Uring(uring::Uring),

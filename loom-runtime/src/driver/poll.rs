@@ -109,6 +109,7 @@ pub(crate) struct Poll {
     events: RefCell<Events>,
     /// Boxed so a slot's lists never move while the vector grows; slots are
     /// reused (with a new generation), never freed before the driver.
+    #[expect(clippy::vec_box, reason = "waiter lists must keep their address")]
     slots: RefCell<Vec<Box<SourceState>>>,
     /// Head of the intrusive list of free slots, so closing a socket never
     /// allocates.

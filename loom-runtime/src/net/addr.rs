@@ -103,7 +103,7 @@ impl ToSocketAddrs for String {
 impl ToSocketAddrs for [SocketAddr] {
     fn to_socket_addrs(&self) -> io::Result<SocketAddrs> {
         Ok(SocketAddrs(SocketAddrsInner::Many(
-            self.to_vec().into_iter(),
+            Vec::from(self).into_iter(),
         )))
     }
 }

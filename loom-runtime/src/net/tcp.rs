@@ -366,9 +366,16 @@ impl TcpStream {
 
     #[track_caller]
     fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let readv = op::Readv::new(self.socket.fd(), bufs, op::Readiness::Read);
+        // SAFETY: all-zero is a valid msghdr; the iovec fields are set below.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = bufs.as_mut_ptr().cast();
+        msg.msg_iovlen = bufs.len().min(op::MAX_IOVECS) as _;
+        // SAFETY: `msg` and the buffers it points to (IoSliceMut is
+        // ABI-compatible with iovec) live in this frame and the caller's,
+        // both of which outlast the op.
+        let recv = unsafe { op::RecvMsg::new(self.socket.fd(), &raw mut msg, 0) };
         let deadline = io_deadline(self.read_timeout.get());
-        self.socket.run("TcpStream::read_vectored", readv, deadline)
+        self.socket.run("TcpStream::read_vectored", recv, deadline)
     }
 
     #[track_caller]
