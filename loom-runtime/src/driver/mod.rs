@@ -19,13 +19,10 @@ pub(crate) mod remote;
 #[cfg(target_os = "linux")]
 pub(crate) mod uring;
 
-use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::ptr::NonNull;
 use std::time::Duration;
 
-use crate::fiber::control::FiberControl;
 use crate::sched::Scheduler;
 use remote::Remote;
 
@@ -107,26 +104,29 @@ impl fmt::Display for Backend {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct DriverConfig {
     /// io_uring submission-queue entries (the completion queue gets 4×).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code, reason = "io_uring only"))]
     pub(crate) ring_entries: u32,
     /// Readiness events taken from the kernel per wait on poll backends.
     pub(crate) events: usize,
 }
 
+#[cfg(target_os = "linux")]
 /// Where a finished operation's result is written: lives on the waiting
 /// fiber's stack, next to the op. Its address is the op's io_uring
 /// `user_data`, so it must stay put until the completion has been reaped
 /// (invariant 1 of DESIGN.md).
 #[derive(Debug)]
 pub(crate) struct Completion {
-    fiber: NonNull<FiberControl>,
-    result: Cell<Option<i32>>,
+    fiber: std::ptr::NonNull<crate::fiber::control::FiberControl>,
+    result: std::cell::Cell<Option<i32>>,
 }
 
+#[cfg(target_os = "linux")]
 impl Completion {
-    pub(crate) fn new(fiber: NonNull<FiberControl>) -> Completion {
+    pub(crate) fn new(fiber: std::ptr::NonNull<crate::fiber::control::FiberControl>) -> Completion {
         Completion {
             fiber,
-            result: Cell::new(None),
+            result: std::cell::Cell::new(None),
         }
     }
 
@@ -268,6 +268,7 @@ impl fmt::Debug for Driver {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// Maps a negative errno from the kernel to an `io::Error`.
 pub(crate) fn result_from_raw(result: i32) -> io::Result<u32> {
     if result < 0 {

@@ -76,6 +76,10 @@ impl Socket {
         Ok(fd)
     }
 
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(irrefutable_let_patterns, reason = "poll is the only backend there")
+    )]
     fn deregister(&mut self) {
         if let Some(source) = self.source.take()
             && in_runtime()
@@ -154,24 +158,22 @@ impl Drop for Socket {
 }
 
 /// Closes `fd` before returning, as std does — so a dropped listener's port
-/// is free at once. On io_uring, from a fiber that may still block, the
-/// close is an op (batched with the loop's other submissions); otherwise
-/// (poll backends, outside a fiber, while unwinding, once cancelled) it is
-/// a plain `close(2)`.
+/// is free at once. From a fiber that may still block it is an
+/// [`op::Close`] (on io_uring batched with the loop's other submissions);
+/// otherwise (outside a fiber, while unwinding, once cancelled) a plain
+/// `close(2)`.
 pub(crate) fn close(fd: OwnedFd) {
-    #[cfg(target_os = "linux")]
-    if !std::thread::panicking() && crate::fiber::try_current().is_some() {
-        let as_op = with_current("close", |lp| {
-            matches!(lp.driver, Driver::Uring(_)) && !lp.current_fiber("close").cancelled.get()
-        });
-        if as_op {
-            // Errors from close are not actionable (std ignores them too);
-            // the fd is released either way.
-            let _ = op::run("close", op::Close::new(fd), None, None);
-            return;
-        }
+    let as_op = !std::thread::panicking()
+        && crate::fiber::try_current().is_some()
+        && !with_current("close", |lp| lp.current_fiber("close").cancelled.get());
+    if as_op {
+        // Not cancelled (checked just above, and nothing ran since), so
+        // `run` submits the op. Errors from close are not actionable (std
+        // ignores them too), and the fd is released either way.
+        let _ = op::run("close", op::Close::new(fd), None, None);
+    } else {
+        drop(fd);
     }
-    drop(fd);
 }
 
 /// A socket timeout as std stores it: `None` blocks forever, zero is

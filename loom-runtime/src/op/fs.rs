@@ -108,6 +108,10 @@ impl Op for Close {
 #[derive(Debug)]
 pub(crate) struct Fsync {
     fd: RawFd,
+    #[cfg_attr(
+        target_vendor = "apple",
+        allow(dead_code, reason = "F_FULLFSYNC either way")
+    )]
     data_only: bool,
 }
 
@@ -136,11 +140,16 @@ impl Op for Fsync {
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
-        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        // On Apple platforms fsync does not reach the device; std uses
+        // F_FULLFSYNC for both sync_all and sync_data, and so does loom.
+        #[cfg(target_vendor = "apple")]
+        return syscall!(fcntl(self.fd, libc::F_FULLFSYNC)).map(|_| 0);
+        #[cfg(not(target_vendor = "apple"))]
         if self.data_only {
-            return syscall!(fdatasync(self.fd)).map(|_| 0);
+            syscall!(fdatasync(self.fd)).map(|_| 0)
+        } else {
+            syscall!(fsync(self.fd)).map(|_| 0)
         }
-        syscall!(fsync(self.fd)).map(|_| 0)
     }
 
     fn complete(self, result: io::Result<u32>) -> io::Result<()> {
