@@ -412,3 +412,26 @@ fn tiny_ring_survives_full_queues() {
         },
     );
 }
+
+/// Accept loops that ignore errors do not hang shutdown: `incoming()` ends
+/// when its fiber is cancelled, and a loop that swallows the cancellation
+/// error still yields, so the loop abandons it after the grace period.
+#[test]
+fn accept_loops_that_swallow_errors_do_not_hang_shutdown() {
+    let start = Instant::now();
+    loom_tests::on_each_backend_with(
+        |b| b.fibers(16).shutdown_timeout(Duration::from_millis(100)),
+        || {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            loom::spawn(move || for _stream in listener.incoming().flatten() {});
+            let stubborn = TcpListener::bind("127.0.0.1:0").unwrap();
+            loom::spawn(move || {
+                loop {
+                    let _ = stubborn.accept();
+                }
+            });
+            loom::yield_now();
+        },
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}

@@ -85,7 +85,7 @@ where
 {
     let me = lp.current_fiber("loom::unblock");
     if me.cancelled.get() {
-        return Err(cancelled());
+        return Err(lp.refuse_cancelled());
     }
     let fiber = lp
         .sched

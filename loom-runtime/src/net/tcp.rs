@@ -120,7 +120,9 @@ impl TcpListener {
         }
     }
 
-    /// An endless iterator of [`accept`](TcpListener::accept)ed streams.
+    /// An iterator of [`accept`](TcpListener::accept)ed streams. Unlike
+    /// std's it ends (returns `None`) when the fiber is cancelled, so a
+    /// `for` loop over it stops at shutdown.
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
     }
@@ -181,8 +183,13 @@ pub struct Incoming<'a> {
 impl Iterator for Incoming<'_> {
     type Item = io::Result<TcpStream>;
 
+    /// The next connection or error; `None` once the fiber is cancelled,
+    /// so `for stream in listener.incoming()` ends at shutdown.
     fn next(&mut self) -> Option<io::Result<TcpStream>> {
-        Some(self.listener.accept().map(|(stream, _)| stream))
+        match self.listener.accept() {
+            Err(e) if crate::fiber::is_cancelled(&e) => None,
+            result => Some(result.map(|(stream, _)| stream)),
+        }
     }
 }
 

@@ -40,7 +40,7 @@ use super::tcp::{DEFAULT_BACKLOG, fd_impls};
 use crate::driver::Driver;
 use crate::op::{self, RawAddr};
 use crate::rt::event_loop::with_current;
-use crate::sys::{cancelled, syscall};
+use crate::sys::syscall;
 
 /// Longest pause between accepts while the process is out of file
 /// descriptors, and between connects to a listener whose backlog is full.
@@ -382,8 +382,13 @@ pub struct UnixIncoming<'a> {
 impl Iterator for UnixIncoming<'_> {
     type Item = io::Result<UnixStream>;
 
+    /// The next connection or error; `None` once the fiber is cancelled,
+    /// so `for stream in listener.incoming()` ends at shutdown.
     fn next(&mut self) -> Option<io::Result<UnixStream>> {
-        Some(self.listener.accept().map(|(stream, _)| stream))
+        match self.listener.accept() {
+            Err(e) if crate::fiber::is_cancelled(&e) => None,
+            result => Some(result.map(|(stream, _)| stream)),
+        }
     }
 }
 
@@ -477,7 +482,7 @@ impl UnixStream {
         let socket = Socket::new(libc::AF_UNIX, libc::SOCK_STREAM, WHAT)?;
         let poll = with_current(WHAT, |lp| {
             if lp.current_fiber(WHAT).cancelled.get() {
-                return Err(cancelled());
+                return Err(lp.refuse_cancelled());
             }
             Ok(matches!(lp.driver, Driver::Poll(_)))
         })?;

@@ -105,7 +105,7 @@ pub(crate) fn run<O: Op>(
 ) -> io::Result<O::Output> {
     let result = with_current(what, |lp| {
         if lp.current_fiber(what).cancelled.get() {
-            return Err(cancelled());
+            return Err(lp.refuse_cancelled());
         }
         if let Some(deadline) = deadline
             && deadline.at <= Instant::now()

@@ -231,7 +231,7 @@ impl EventLoop {
         // SAFETY: the running fiber's block is valid while it runs.
         let is_cancelled = || unsafe { me.as_ref() }.cancelled.get();
         if is_cancelled() {
-            return Err(cancelled());
+            return Err(self.refuse_cancelled());
         }
         let waiter = StackWaiter {
             link: Link::new(),
@@ -299,7 +299,7 @@ impl EventLoop {
             "loom: a fiber cannot join itself"
         );
         if me.cancelled.get() {
-            return Err(cancelled());
+            return Err(self.refuse_cancelled());
         }
         // SAFETY: the JoinHandle keeps the target's block valid.
         let target = unsafe { target.as_ref() };
@@ -323,7 +323,7 @@ impl EventLoop {
     pub(crate) fn sleep_until(&self, deadline: Option<Instant>, now: Instant) -> io::Result<()> {
         let me = self.current_fiber("loom::time::sleep");
         if me.cancelled.get() {
-            return Err(cancelled());
+            return Err(self.refuse_cancelled());
         }
         let entry = TimerEntry::new(self.sched.current());
         if let Some(deadline) = deadline {
@@ -348,6 +348,16 @@ impl EventLoop {
                 return Err(cancelled());
             }
         }
+    }
+
+    /// The error for a blocking call made by an already-cancelled fiber.
+    /// The fiber first yields: code that swallows the error and calls again
+    /// (`incoming().flatten()`, a retry loop) then still lets the loop run,
+    /// so shutdown can abandon it after its grace period instead of the
+    /// whole loop spinning forever.
+    pub(crate) fn refuse_cancelled(&self) -> io::Error {
+        self.sched.yield_now();
+        cancelled()
     }
 
     /// Arms `entry` to wake its fiber at `deadline`. Returns `false` (and
