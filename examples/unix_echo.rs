@@ -24,6 +24,7 @@ fn main() -> io::Result<()> {
         move || -> io::Result<usize> {
             let listener = UnixListener::bind(&*path)?;
             loom::spawn(move || {
+                // incoming() ends when main returns and cancels this fiber.
                 for mut stream in listener.incoming().flatten() {
                     loom::spawn(move || {
                         let mut buf = [0u8; 4096];

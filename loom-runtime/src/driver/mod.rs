@@ -84,13 +84,11 @@ impl Backend {
     /// The concrete backends this host can run, best first (what
     /// `Backend::Auto` would try, in order).
     pub fn available() -> Vec<Backend> {
-        let mut out = Vec::new();
         #[cfg(target_os = "linux")]
-        if uring::Uring::probe().is_ok() {
-            out.push(Backend::IoUring);
-        }
-        out.push(poll::NATIVE);
-        out
+        let uring = uring::Uring::probe().is_ok().then_some(Backend::IoUring);
+        #[cfg(not(target_os = "linux"))]
+        let uring = None;
+        uring.into_iter().chain([poll::NATIVE]).collect()
     }
 }
 

@@ -40,10 +40,7 @@ impl Socket {
         // SAFETY: socket(2) just returned this fd; nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         #[cfg(target_vendor = "apple")]
-        {
-            crate::sys::set_cloexec(fd.as_raw_fd())?;
-            crate::sys::set_nosigpipe(fd.as_raw_fd())?;
-        }
+        crate::sys::set_cloexec(fd.as_raw_fd())?;
         Socket::adopt(fd, what)
     }
 
@@ -51,6 +48,10 @@ impl Socket {
     /// switching it to the blocking mode the backend wants and registering
     /// it where needed.
     pub(crate) fn adopt(fd: OwnedFd, what: &str) -> io::Result<Socket> {
+        // macOS has no MSG_NOSIGNAL: every socket loom touches, including
+        // ones handed over by std, gets SO_NOSIGPIPE instead.
+        #[cfg(target_vendor = "apple")]
+        crate::sys::set_nosigpipe(fd.as_raw_fd())?;
         let source = with_current(what, |lp| match &lp.driver {
             #[cfg(target_os = "linux")]
             Driver::Uring(_) => set_nonblocking(fd.as_raw_fd(), false).map(|()| None),

@@ -94,7 +94,7 @@ impl UdpSocket {
     /// # Errors
     /// `NotConnected` without a [`connect`](UdpSocket::connect);
     /// `ConnectionRefused` after the peer reported an earlier datagram
-    /// unreachable; `WouldBlock` on a write timeout; `Interrupted` if the
+    /// unreachable; `WouldBlock` on a write timeout; `ECANCELED` if the
     /// fiber is cancelled.
     #[track_caller]
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
@@ -108,7 +108,7 @@ impl UdpSocket {
     ///
     /// # Errors
     /// `WouldBlock` on a read timeout; `ConnectionRefused` after the peer
-    /// reported an earlier datagram unreachable; `Interrupted` if the fiber
+    /// reported an earlier datagram unreachable; `ECANCELED` if the fiber
     /// is cancelled.
     #[track_caller]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -134,7 +134,7 @@ impl UdpSocket {
     ///
     /// # Errors
     /// `InvalidInput` if `addr` resolves to nothing; the kernel's errors;
-    /// `WouldBlock` on a write timeout; `Interrupted` if the fiber is
+    /// `WouldBlock` on a write timeout; `ECANCELED` if the fiber is
     /// cancelled.
     #[track_caller]
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {

@@ -231,15 +231,16 @@ fn socket_pair(kind: i32, what: &str) -> io::Result<(Socket, Socket)> {
 ///
 /// let path = std::env::temp_dir().join(format!("loom-doc-{}.sock", std::process::id()));
 /// let _ = std::fs::remove_file(&path);
-/// loom::Runtime::builder().build()?.run(|| -> std::io::Result<()> {
-///     let listener = UnixListener::bind(&path)?;
+/// let at = path.clone();
+/// loom::Runtime::builder().build()?.run(move || -> std::io::Result<()> {
+///     let listener = UnixListener::bind(&at)?;
 ///     let server = loom::spawn(move || -> std::io::Result<()> {
 ///         let (mut stream, _) = listener.accept()?;
 ///         let mut buf = [0; 5];
 ///         stream.read_exact(&mut buf)?;
 ///         stream.write_all(&buf)
 ///     });
-///     let mut client = UnixStream::connect(&path)?;
+///     let mut client = UnixStream::connect(&at)?;
 ///     client.write_all(b"hello")?;
 ///     let mut echo = [0; 5];
 ///     client.read_exact(&mut echo)?;
@@ -296,7 +297,7 @@ impl UnixListener {
     /// unnamed: clients seldom bind).
     ///
     /// # Errors
-    /// `Interrupted` if the fiber is cancelled; `EMFILE`/`ENFILE` when out
+    /// `ECANCELED` if the fiber is cancelled; `EMFILE`/`ENFILE` when out
     /// of file descriptors, see the type's documentation.
     #[track_caller]
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
@@ -324,7 +325,9 @@ impl UnixListener {
         }
     }
 
-    /// An endless iterator of [`accept`](UnixListener::accept)ed streams.
+    /// An iterator of [`accept`](UnixListener::accept)ed streams. Unlike
+    /// std's it ends (returns `None`) when the fiber is cancelled, so a
+    /// `for` loop over it stops at shutdown.
     pub fn incoming(&self) -> UnixIncoming<'_> {
         UnixIncoming { listener: self }
     }
@@ -461,7 +464,7 @@ impl UnixStream {
     /// `NotFound` if nothing is at `path`; `ConnectionRefused` if nothing
     /// listens there (a stale socket file); `PermissionDenied`...;
     /// `InvalidInput` for a path with a NUL byte or too long;
-    /// `Interrupted` if the fiber is cancelled.
+    /// `ECANCELED` if the fiber is cancelled.
     #[track_caller]
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         UnixStream::connect_raw(path_to_raw(path.as_ref())?)
@@ -881,7 +884,7 @@ impl UnixDatagram {
     /// # Errors
     /// `NotConnected` without a [`connect`](UnixDatagram::connect);
     /// `ConnectionRefused` once the peer is gone; `WouldBlock` on a write
-    /// timeout; `Interrupted` if the fiber is cancelled.
+    /// timeout; `ECANCELED` if the fiber is cancelled.
     #[track_caller]
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         let send = op::Send::new(self.socket.fd(), buf, 0);
@@ -892,7 +895,7 @@ impl UnixDatagram {
     /// Receives one datagram; returns its length (at most `buf.len()`).
     ///
     /// # Errors
-    /// `WouldBlock` on a read timeout; `Interrupted` if the fiber is
+    /// `WouldBlock` on a read timeout; `ECANCELED` if the fiber is
     /// cancelled.
     #[track_caller]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -919,7 +922,7 @@ impl UnixDatagram {
     /// # Errors
     /// `NotFound` if nothing is at `path`; `ConnectionRefused` if nothing
     /// is bound there; `InvalidInput` for a bad path; `WouldBlock` on a
-    /// write timeout; `Interrupted` if the fiber is cancelled.
+    /// write timeout; `ECANCELED` if the fiber is cancelled.
     #[track_caller]
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         self.send_to_raw(buf, path_to_raw(path.as_ref())?)
