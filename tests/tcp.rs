@@ -7,26 +7,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use loom::net::{TcpListener, TcpStream};
-use loom_tests::on_each_backend;
-
-/// A deterministic byte pattern; connection `seed` gets its own.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
+use loom_tests::{checksum, on_each_backend, pattern};
 
 /// Starts an echo server fiber; returns its address.
 fn echo_server() -> SocketAddr {

@@ -14,6 +14,27 @@ pub fn runtime() -> loom::Runtime {
         .expect("build a runtime")
 }
 
+/// A deterministic byte pattern (xorshift), distinct for each `seed`, for
+/// transfer tests that check every byte arrived.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// FNV-1a over `bytes`: what transfer tests compare instead of the bytes.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 /// Runs `f` as the main fiber of a fresh runtime once per I/O backend this
 /// host supports (io_uring and epoll on Linux), so every I/O behaviour is
 /// checked on each. A failure names the backend it happened on.
