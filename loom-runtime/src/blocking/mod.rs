@@ -3,9 +3,9 @@
 //! [`unblock`].
 //!
 //! A job lives in the calling fiber's frame: the closure, a slot for its
-//! result and a [`RemoteCompletion`]. The fiber queues a pointer to it and
+//! result and a `RemoteCompletion`. The fiber queues a pointer to it and
 //! suspends; a worker runs the closure, stores the result and hands the
-//! completion back through the loop's [`Remote`], which wakes the loop only
+//! completion back through the loop's `Remote`, which wakes the loop only
 //! if it is parked. The fiber leaves the job's frame only once the job is
 //! done or was taken back off the queue before any worker started it — the
 //! same rule as for kernel ops (DESIGN.md invariant 1), so the closure may
