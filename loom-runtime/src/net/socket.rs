@@ -9,6 +9,7 @@
 //! `!Send`; [`Socket::into_fd`] hands the fd back in blocking mode, as std
 //! expects, for moving it elsewhere.
 
+use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -26,6 +27,10 @@ use crate::sys::{set_nonblocking, syscall};
 pub(crate) struct Socket {
     fd: ManuallyDrop<OwnedFd>,
     source: Option<SourceKey>,
+    /// Bounds on each read / write op, std's `set_read_timeout` and
+    /// `set_write_timeout` (kept here, so every socket type shares them).
+    read_timeout: Cell<Option<Duration>>,
+    write_timeout: Cell<Option<Duration>>,
     /// Registered with one thread's loop.
     _not_send: PhantomData<*const ()>,
 }
@@ -63,6 +68,8 @@ impl Socket {
         Ok(Socket {
             fd: ManuallyDrop::new(fd),
             source,
+            read_timeout: Cell::new(None),
+            write_timeout: Cell::new(None),
             _not_send: PhantomData,
         })
     }
@@ -110,6 +117,38 @@ impl Socket {
         deadline: Option<Deadline>,
     ) -> io::Result<O::Output> {
         op::run(what, op, self.source, deadline)
+    }
+
+    /// Runs an op that waits for data, bounded by the read timeout.
+    #[track_caller]
+    pub(crate) fn run_read<O: Op>(&self, what: &str, op: O) -> io::Result<O::Output> {
+        self.run(what, op, io_deadline(self.read_timeout.get()))
+    }
+
+    /// Runs an op that waits for buffer space, bounded by the write timeout.
+    #[track_caller]
+    pub(crate) fn run_write<O: Op>(&self, what: &str, op: O) -> io::Result<O::Output> {
+        self.run(what, op, io_deadline(self.write_timeout.get()))
+    }
+
+    /// std's `set_read_timeout`: `None` waits forever; zero is refused.
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.read_timeout.set(check_timeout(timeout)?);
+        Ok(())
+    }
+
+    /// std's `set_write_timeout`: `None` waits forever; zero is refused.
+    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.write_timeout.set(check_timeout(timeout)?);
+        Ok(())
+    }
+
+    pub(crate) fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout.get()
+    }
+
+    pub(crate) fn write_timeout(&self) -> Option<Duration> {
+        self.write_timeout.get()
     }
 
     /// A duplicate of this socket (`dup`), set up the same way.
@@ -191,7 +230,7 @@ pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Dura
 
 /// The deadline for an op under a read/write `timeout`, failing with
 /// `WouldBlock` (`EAGAIN`) like std's socket timeouts on Unix.
-pub(crate) fn io_deadline(timeout: Option<Duration>) -> Option<Deadline> {
+fn io_deadline(timeout: Option<Duration>) -> Option<Deadline> {
     timeout.and_then(|t| {
         Instant::now().checked_add(t).map(|at| Deadline {
             at,

@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::addr::{self, ToSocketAddrs};
-use super::socket::{Socket, check_timeout, io_deadline};
+use super::socket::{Socket, check_timeout};
 use crate::op::{self, Deadline};
 use crate::sys::syscall;
 
@@ -203,17 +203,11 @@ impl Iterator for Incoming<'_> {
 /// is an `BrokenPipe` or `ConnectionReset` error.
 pub struct TcpStream {
     socket: Socket,
-    read_timeout: Cell<Option<Duration>>,
-    write_timeout: Cell<Option<Duration>>,
 }
 
 impl TcpStream {
     fn from_socket(socket: Socket) -> TcpStream {
-        TcpStream {
-            socket,
-            read_timeout: Cell::new(None),
-            write_timeout: Cell::new(None),
-        }
+        TcpStream { socket }
     }
 
     /// Connects to `addr`, trying each resolved address in turn.
@@ -301,13 +295,12 @@ impl TcpStream {
     /// # Errors
     /// `InvalidInput` for a zero duration, like std.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.read_timeout.set(check_timeout(timeout)?);
-        Ok(())
+        self.socket.set_read_timeout(timeout)
     }
 
     /// The read timeout.
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.read_timeout.get())
+        Ok(self.socket.read_timeout())
     }
 
     /// Bounds every later write; see [`set_read_timeout`](Self::set_read_timeout).
@@ -315,21 +308,19 @@ impl TcpStream {
     /// # Errors
     /// `InvalidInput` for a zero duration, like std.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.write_timeout.set(check_timeout(timeout)?);
-        Ok(())
+        self.socket.set_write_timeout(timeout)
     }
 
     /// The write timeout.
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.write_timeout.get())
+        Ok(self.socket.write_timeout())
     }
 
     /// Receives without consuming (`MSG_PEEK`).
     #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let recv = op::Recv::new(self.socket.fd(), buf, libc::MSG_PEEK);
-        let deadline = io_deadline(self.read_timeout.get());
-        self.socket.run("TcpStream::peek", recv, deadline)
+        self.socket.run_read("TcpStream::peek", recv)
     }
 
     /// Reads and clears `SO_ERROR`.
@@ -360,15 +351,13 @@ impl TcpStream {
     #[track_caller]
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         let recv = op::Recv::new(self.socket.fd(), buf, 0);
-        let deadline = io_deadline(self.read_timeout.get());
-        self.socket.run("TcpStream::read", recv, deadline)
+        self.socket.run_read("TcpStream::read", recv)
     }
 
     #[track_caller]
     fn send(&self, buf: &[u8]) -> io::Result<usize> {
         let send = op::Send::new(self.socket.fd(), buf, 0);
-        let deadline = io_deadline(self.write_timeout.get());
-        self.socket.run("TcpStream::write", send, deadline)
+        self.socket.run_write("TcpStream::write", send)
     }
 
     #[track_caller]
@@ -381,8 +370,7 @@ impl TcpStream {
         // ABI-compatible with iovec) live in this frame and the caller's,
         // both of which outlast the op.
         let recv = unsafe { op::RecvMsg::new(self.socket.fd(), &raw mut msg, 0) };
-        let deadline = io_deadline(self.read_timeout.get());
-        self.socket.run("TcpStream::read_vectored", recv, deadline)
+        self.socket.run_read("TcpStream::read_vectored", recv)
     }
 
     #[track_caller]
@@ -395,8 +383,7 @@ impl TcpStream {
         // SAFETY: `msg` and the buffers it points to live in this frame and
         // the caller's, both of which outlast the op.
         let send = unsafe { op::SendMsg::new(self.socket.fd(), &raw const msg, 0) };
-        let deadline = io_deadline(self.write_timeout.get());
-        self.socket.run("TcpStream::write_vectored", send, deadline)
+        self.socket.run_write("TcpStream::write_vectored", send)
     }
 }
 

@@ -1,6 +1,5 @@
 //! UDP: [`UdpSocket`], shaped like std's.
 
-use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -8,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::addr::{self, ToSocketAddrs};
-use super::socket::{Socket, check_timeout, io_deadline};
+use super::socket::Socket;
 use super::tcp::fd_impls;
 use crate::op;
 use crate::sys::syscall;
@@ -39,17 +38,11 @@ use crate::sys::syscall;
 /// ```
 pub struct UdpSocket {
     socket: Socket,
-    read_timeout: Cell<Option<Duration>>,
-    write_timeout: Cell<Option<Duration>>,
 }
 
 impl UdpSocket {
     fn from_socket(socket: Socket) -> UdpSocket {
-        UdpSocket {
-            socket,
-            read_timeout: Cell::new(None),
-            write_timeout: Cell::new(None),
-        }
+        UdpSocket { socket }
     }
 
     /// Binds to `addr`, trying each resolved address in turn.
@@ -99,8 +92,7 @@ impl UdpSocket {
     #[track_caller]
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         let send = op::Send::new(self.socket.fd(), buf, 0);
-        let deadline = io_deadline(self.write_timeout.get());
-        self.socket.run("UdpSocket::send", send, deadline)
+        self.socket.run_write("UdpSocket::send", send)
     }
 
     /// Receives one datagram from the connected peer; returns its length
@@ -113,8 +105,7 @@ impl UdpSocket {
     #[track_caller]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         let recv = op::Recv::new(self.socket.fd(), buf, 0);
-        let deadline = io_deadline(self.read_timeout.get());
-        self.socket.run("UdpSocket::recv", recv, deadline)
+        self.socket.run_read("UdpSocket::recv", recv)
     }
 
     /// Like [`recv`](UdpSocket::recv), but leaves the datagram queued
@@ -125,8 +116,7 @@ impl UdpSocket {
     #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let recv = op::Recv::new(self.socket.fd(), buf, libc::MSG_PEEK);
-        let deadline = io_deadline(self.read_timeout.get());
-        self.socket.run("UdpSocket::peek", recv, deadline)
+        self.socket.run_read("UdpSocket::peek", recv)
     }
 
     /// Sends `buf` as one datagram to `addr` (its first resolved address,
@@ -145,8 +135,7 @@ impl UdpSocket {
             ));
         };
         let send = op::SendTo::new(self.socket.fd(), buf, Some(addr::to_raw(addr)), 0);
-        let deadline = io_deadline(self.write_timeout.get());
-        self.socket.run("UdpSocket::send_to", send, deadline)
+        self.socket.run_write("UdpSocket::send_to", send)
     }
 
     /// Receives one datagram; returns its length (at most `buf.len()`) and
@@ -177,8 +166,7 @@ impl UdpSocket {
         what: &str,
     ) -> io::Result<(usize, SocketAddr)> {
         let recv = op::RecvFrom::new(self.socket.fd(), buf, flags);
-        let deadline = io_deadline(self.read_timeout.get());
-        let (n, from) = self.socket.run(what, recv, deadline)?;
+        let (n, from) = self.socket.run_read(what, recv)?;
         Ok((n, addr::from_raw(&from)?))
     }
 
@@ -228,13 +216,12 @@ impl UdpSocket {
     /// # Errors
     /// `InvalidInput` for a zero duration, like std.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.read_timeout.set(check_timeout(timeout)?);
-        Ok(())
+        self.socket.set_read_timeout(timeout)
     }
 
     /// The read timeout.
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.read_timeout.get())
+        Ok(self.socket.read_timeout())
     }
 
     /// Bounds every later send; see [`set_read_timeout`](Self::set_read_timeout).
@@ -242,13 +229,12 @@ impl UdpSocket {
     /// # Errors
     /// `InvalidInput` for a zero duration, like std.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.write_timeout.set(check_timeout(timeout)?);
-        Ok(())
+        self.socket.set_write_timeout(timeout)
     }
 
     /// The write timeout.
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.write_timeout.get())
+        Ok(self.socket.write_timeout())
     }
 
     /// Reads and clears `SO_ERROR`.

@@ -35,7 +35,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::socket::{Socket, check_timeout, io_deadline};
+use super::socket::Socket;
 use super::tcp::{DEFAULT_BACKLOG, fd_impls};
 use crate::driver::Driver;
 use crate::op::{self, RawAddr};
@@ -442,17 +442,11 @@ pub struct UCred {
 /// ```
 pub struct UnixStream {
     socket: Socket,
-    read_timeout: Cell<Option<Duration>>,
-    write_timeout: Cell<Option<Duration>>,
 }
 
 impl UnixStream {
     fn from_socket(socket: Socket) -> UnixStream {
-        UnixStream {
-            socket,
-            read_timeout: Cell::new(None),
-            write_timeout: Cell::new(None),
-        }
+        UnixStream { socket }
     }
 
     /// Connects to the socket at the filesystem path `path`.
@@ -553,13 +547,12 @@ impl UnixStream {
     /// # Errors
     /// `InvalidInput` for a zero duration, like std.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.read_timeout.set(check_timeout(timeout)?);
-        Ok(())
+        self.socket.set_read_timeout(timeout)
     }
 
     /// The read timeout.
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.read_timeout.get())
+        Ok(self.socket.read_timeout())
     }
 
     /// Bounds every later write; see [`set_read_timeout`](Self::set_read_timeout).
@@ -567,21 +560,19 @@ impl UnixStream {
     /// # Errors
     /// `InvalidInput` for a zero duration, like std.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.write_timeout.set(check_timeout(timeout)?);
-        Ok(())
+        self.socket.set_write_timeout(timeout)
     }
 
     /// The write timeout.
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.write_timeout.get())
+        Ok(self.socket.write_timeout())
     }
 
     /// Receives without consuming (`MSG_PEEK`).
     #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let recv = op::Recv::new(self.socket.fd(), buf, libc::MSG_PEEK);
-        let deadline = io_deadline(self.read_timeout.get());
-        self.socket.run("UnixStream::peek", recv, deadline)
+        self.socket.run_read("UnixStream::peek", recv)
     }
 
     /// Reads and clears `SO_ERROR`.
@@ -614,23 +605,19 @@ impl UnixStream {
     #[track_caller]
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         let recv = op::Recv::new(self.socket.fd(), buf, 0);
-        let deadline = io_deadline(self.read_timeout.get());
-        self.socket.run("UnixStream::read", recv, deadline)
+        self.socket.run_read("UnixStream::read", recv)
     }
 
     #[track_caller]
     fn send(&self, buf: &[u8]) -> io::Result<usize> {
         let send = op::Send::new(self.socket.fd(), buf, 0);
-        let deadline = io_deadline(self.write_timeout.get());
-        self.socket.run("UnixStream::write", send, deadline)
+        self.socket.run_write("UnixStream::write", send)
     }
 
     #[track_caller]
     fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let readv = op::Readv::new(self.socket.fd(), bufs, op::Readiness::Read);
-        let deadline = io_deadline(self.read_timeout.get());
-        self.socket
-            .run("UnixStream::read_vectored", readv, deadline)
+        self.socket.run_read("UnixStream::read_vectored", readv)
     }
 
     #[track_caller]
@@ -643,9 +630,7 @@ impl UnixStream {
         // SAFETY: `msg` and the buffers it points to live in this frame and
         // the caller's, both of which outlast the op.
         let send = unsafe { op::SendMsg::new(self.socket.fd(), &raw const msg, 0) };
-        let deadline = io_deadline(self.write_timeout.get());
-        self.socket
-            .run("UnixStream::write_vectored", send, deadline)
+        self.socket.run_write("UnixStream::write_vectored", send)
     }
 }
 
@@ -805,17 +790,11 @@ impl fmt::Debug for UnixStream {
 /// ```
 pub struct UnixDatagram {
     socket: Socket,
-    read_timeout: Cell<Option<Duration>>,
-    write_timeout: Cell<Option<Duration>>,
 }
 
 impl UnixDatagram {
     fn from_socket(socket: Socket) -> UnixDatagram {
-        UnixDatagram {
-            socket,
-            read_timeout: Cell::new(None),
-            write_timeout: Cell::new(None),
-        }
+        UnixDatagram { socket }
     }
 
     /// A datagram socket bound to the filesystem path `path`.
@@ -888,8 +867,7 @@ impl UnixDatagram {
     #[track_caller]
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         let send = op::Send::new(self.socket.fd(), buf, 0);
-        let deadline = io_deadline(self.write_timeout.get());
-        self.socket.run("UnixDatagram::send", send, deadline)
+        self.socket.run_write("UnixDatagram::send", send)
     }
 
     /// Receives one datagram; returns its length (at most `buf.len()`).
@@ -900,8 +878,7 @@ impl UnixDatagram {
     #[track_caller]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         let recv = op::Recv::new(self.socket.fd(), buf, 0);
-        let deadline = io_deadline(self.read_timeout.get());
-        self.socket.run("UnixDatagram::recv", recv, deadline)
+        self.socket.run_read("UnixDatagram::recv", recv)
     }
 
     /// Like [`recv`](UnixDatagram::recv), but leaves the datagram queued
@@ -912,8 +889,7 @@ impl UnixDatagram {
     #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let recv = op::Recv::new(self.socket.fd(), buf, libc::MSG_PEEK);
-        let deadline = io_deadline(self.read_timeout.get());
-        self.socket.run("UnixDatagram::peek", recv, deadline)
+        self.socket.run_read("UnixDatagram::peek", recv)
     }
 
     /// Sends `buf` as one datagram to the socket at the filesystem path
@@ -941,8 +917,7 @@ impl UnixDatagram {
     #[track_caller]
     fn send_to_raw(&self, buf: &[u8], to: RawAddr) -> io::Result<usize> {
         let send = op::SendTo::new(self.socket.fd(), buf, Some(to), 0);
-        let deadline = io_deadline(self.write_timeout.get());
-        self.socket.run("UnixDatagram::send_to", send, deadline)
+        self.socket.run_write("UnixDatagram::send_to", send)
     }
 
     /// Receives one datagram; returns its length (at most `buf.len()`) and
@@ -973,8 +948,7 @@ impl UnixDatagram {
         what: &str,
     ) -> io::Result<(usize, SocketAddr)> {
         let recv = op::RecvFrom::new(self.socket.fd(), buf, flags);
-        let deadline = io_deadline(self.read_timeout.get());
-        let (n, from) = self.socket.run(what, recv, deadline)?;
+        let (n, from) = self.socket.run_read(what, recv)?;
         Ok((n, raw_to_std(&from)?))
     }
 
@@ -1004,13 +978,12 @@ impl UnixDatagram {
     /// # Errors
     /// `InvalidInput` for a zero duration, like std.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.read_timeout.set(check_timeout(timeout)?);
-        Ok(())
+        self.socket.set_read_timeout(timeout)
     }
 
     /// The read timeout.
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.read_timeout.get())
+        Ok(self.socket.read_timeout())
     }
 
     /// Bounds every later send; see [`set_read_timeout`](Self::set_read_timeout).
@@ -1018,13 +991,12 @@ impl UnixDatagram {
     /// # Errors
     /// `InvalidInput` for a zero duration, like std.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.write_timeout.set(check_timeout(timeout)?);
-        Ok(())
+        self.socket.set_write_timeout(timeout)
     }
 
     /// The write timeout.
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.write_timeout.get())
+        Ok(self.socket.write_timeout())
     }
 
     /// Reads and clears `SO_ERROR`.
