@@ -361,35 +361,6 @@ impl File {
         op::run("File::write_vectored", writev, None, None)
     }
 
-    fn read_exact_inner(&self, mut buf: &mut [u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.read_inner(buf) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "failed to fill whole buffer",
-                    ));
-                }
-                Ok(n) => buf = &mut buf[n..],
-                Err(e) if is_signal(&e) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) fn write_all_inner(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write_inner(buf) {
-                Ok(0) => return Err(write_zero()),
-                Ok(n) => buf = &buf[n..],
-                Err(e) if is_signal(&e) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
     /// Appends the rest of the file to `out`, expecting about `hint` more
     /// bytes; returns how many were appended. On an error, `out` keeps
     /// what was read before it.
@@ -428,22 +399,6 @@ impl File {
                     }
                 }
             }
-        }
-    }
-
-    fn read_to_string_inner(&self, out: &mut String) -> io::Result<usize> {
-        let mut bytes = Vec::new();
-        let result = self.read_to_end_hinted(&mut bytes, 0);
-        // As std: on invalid UTF-8 nothing is appended.
-        match std::str::from_utf8(&bytes) {
-            Ok(text) => {
-                out.push_str(text);
-                result
-            }
-            Err(_) => result.and(Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "stream did not contain valid UTF-8",
-            ))),
         }
     }
 
@@ -496,18 +451,6 @@ macro_rules! io_impls {
             fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
                 self.read_vectored_inner(bufs)
             }
-
-            fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-                self.read_exact_inner(buf)
-            }
-
-            fn read_to_end(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-                self.read_to_end_hinted(buf, 0)
-            }
-
-            fn read_to_string(&mut self, buf: &mut String) -> io::Result<usize> {
-                self.read_to_string_inner(buf)
-            }
         }
 
         impl io::Write for $t {
@@ -517,10 +460,6 @@ macro_rules! io_impls {
 
             fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
                 self.write_vectored_inner(bufs)
-            }
-
-            fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-                self.write_all_inner(buf)
             }
 
             /// Files have no user-space buffer: a no-op, as in std. Use

@@ -19,8 +19,8 @@
 //! way when the fiber is cancelled either completes (and reports its real
 //! result, e.g. the bytes read) or is abandoned before it touched the file;
 //! the file is never left with a half-applied operation that the caller was
-//! not told about. The `read_exact`, `read_to_end` and `write_all` of
-//! [`File`] retry only a real `EINTR`, so a cancelled fiber leaves them at
+//! not told about. std's `read_exact`, `read_to_end` and `write_all` retry
+//! only `Interrupted` (a real `EINTR`), so a cancelled fiber leaves them at
 //! once.
 //!
 //! Files are not tied to a loop: a [`File`] is `Send` and `Sync` and can be
@@ -109,7 +109,7 @@ pub fn read_to_string<P: AsRef<Path>>(path: P) -> io::Result<String> {
 #[track_caller]
 pub fn write<P: AsRef<Path>, C: AsRef<[u8]>>(path: P, contents: C) -> io::Result<()> {
     let file = File::create(path)?;
-    file.write_all_inner(contents.as_ref())
+    io::Write::write_all(&mut &file, contents.as_ref())
 }
 
 /// The metadata of the file at `path`, following symbolic links.
