@@ -237,7 +237,7 @@ impl Driver {
         match self {
             #[cfg(target_os = "linux")]
             Driver::Uring(uring) => uring.has_pending(),
-            Driver::Poll(poll) => poll.has_sources(),
+            Driver::Poll(poll) => poll.has_parked(),
         }
     }
 

@@ -137,7 +137,7 @@ impl Poll {
     }
 
     /// Whether fibers wait for readiness (so a busy loop should still poll).
-    pub(crate) fn has_sources(&self) -> bool {
+    pub(crate) fn has_parked(&self) -> bool {
         self.parked.get() > 0
     }
 

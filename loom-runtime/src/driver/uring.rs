@@ -15,7 +15,7 @@
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -427,12 +427,5 @@ impl Drop for Uring {
                 self.in_flight.get()
             );
         }
-    }
-}
-
-// The ring's raw fd, for diagnostics.
-impl AsRawFd for Uring {
-    fn as_raw_fd(&self) -> RawFd {
-        self.ring.borrow().as_raw_fd()
     }
 }
