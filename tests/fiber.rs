@@ -323,7 +323,7 @@ fn configuration_errors_are_reported_by_build() {
         io::ErrorKind::InvalidInput
     );
     assert_eq!(
-        kind(loom::Runtime::builder().pin_to_cpu(100_000)),
+        kind(loom::Runtime::builder().pin_cpus(&[100_000])),
         io::ErrorKind::InvalidInput
     );
 }
@@ -347,7 +347,7 @@ fn fiber_builder_rejects_bad_stacks_and_oversized_results() {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn pin_to_cpu_restricts_the_loop_thread_while_it_runs() {
+fn pinning_restricts_the_loop_thread_while_it_runs() {
     fn allowed_cpus() -> Vec<usize> {
         // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -362,7 +362,7 @@ fn pin_to_cpu_restricts_the_loop_thread_while_it_runs() {
     let before = allowed_cpus();
     let cpu = *before.last().unwrap();
     let inside = loom::Runtime::builder()
-        .pin_to_cpu(cpu)
+        .pin_cpus(&[cpu])
         .build()
         .unwrap()
         .run(allowed_cpus);

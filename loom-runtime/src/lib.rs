@@ -8,7 +8,9 @@
 //!   fiber's stack, the stack pool and the stack-overflow handler;
 //! - `sched` — the run queue and the suspend/wake/yield moves;
 //! - `time` — sleeping, on a hierarchical timer wheel;
-//! - `rt` — the runtime builder and the event loop.
+//! - `rt` — the runtime builder, the event loops and the mailboxes between
+//!   them;
+//! - `sync` — fiber-aware locks and channels, local and cross-thread.
 #![deny(
     unsafe_op_in_unsafe_fn,
     clippy::undocumented_unsafe_blocks,
@@ -24,9 +26,10 @@ pub mod net;
 mod op;
 pub mod rt;
 mod sched;
+pub mod sync;
 mod sys;
 pub mod time;
 
 pub use blocking::unblock;
 pub use fiber::{JoinHandle, spawn, yield_now};
-pub use rt::Runtime;
+pub use rt::{Runtime, SendJoinHandle, broadcast, spawn_on};

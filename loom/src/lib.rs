@@ -53,7 +53,8 @@
 )]
 
 pub use loom_runtime::{
-    JoinHandle, Runtime, blocking, fiber, fs, net, rt, spawn, time, unblock, yield_now,
+    JoinHandle, Runtime, SendJoinHandle, blocking, broadcast, fiber, fs, net, rt, spawn,
+    spawn_on, sync, time, unblock, yield_now,
 };
 
 #[doc(hidden)]

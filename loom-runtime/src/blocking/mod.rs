@@ -3,9 +3,9 @@
 //! [`unblock`].
 //!
 //! A job lives in the calling fiber's frame: the closure, a slot for its
-//! result and a `RemoteCompletion`. The fiber queues a pointer to it and
+//! result and a `FiberWake` message. The fiber queues a pointer to it and
 //! suspends; a worker runs the closure, stores the result and hands the
-//! completion back through the loop's `Remote`, which wakes the loop only
+//! message to the loop's mailbox, which wakes the loop only
 //! if it is parked. The fiber leaves the job's frame only once the job is
 //! done or was taken back off the queue before any worker started it — the
 //! same rule as for kernel ops (DESIGN.md invariant 1), so the closure may
@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use crate::driver::remote::{Remote, RemoteCompletion};
+use crate::driver::remote::{FiberWake, Remote};
 use crate::rt::event_loop::{EventLoop, with_current};
 use crate::sys::cancelled;
 
@@ -93,7 +93,7 @@ where
         .expect("current_fiber checked we are in one");
     let job = Job {
         header: JobHeader {
-            completion: RemoteCompletion::new(fiber),
+            completion: FiberWake::new(fiber),
             run: run_job::<F, T>,
         },
         f: Cell::new(Some(f)),
@@ -101,19 +101,19 @@ where
     };
     let header = NonNull::from(&job.header);
     pool().submit(header, lp.driver.remote())?;
-    lp.remote_job_started();
+    lp.remote_wait_started();
     let mut taken_back = false;
-    while !job.header.completion.is_done() {
+    while !job.header.completion.is_delivered() {
         lp.sched.suspend();
-        if !taken_back && !job.header.completion.is_done() && me.cancelled.get() {
+        if !taken_back && !job.header.completion.is_delivered() && me.cancelled.get() {
             taken_back = true;
             if pool().take_back(header) {
-                lp.remote_job_ended();
+                lp.remote_wait_ended();
                 return Err(cancelled());
             }
         }
     }
-    lp.remote_job_ended();
+    lp.remote_wait_ended();
     Ok(job
         .result
         .into_inner()
@@ -123,7 +123,7 @@ where
 /// What a worker sees of a job, whatever its closure type.
 #[repr(C)]
 struct JobHeader {
-    completion: RemoteCompletion,
+    completion: FiberWake,
     run: unsafe fn(NonNull<JobHeader>),
 }
 
@@ -236,8 +236,12 @@ impl Pool {
                 unsafe {
                     let run = header.as_ref().run;
                     run(header);
-                    let completion = NonNull::from(&header.as_ref().completion);
-                    remote.complete(completion);
+                    let completion = header.as_ref().completion.envelope();
+                    if remote.send(completion).is_err() {
+                        // The loop stops only after its fibers finished, and
+                        // this job's fiber waits for this very message.
+                        log::error!("loom: a blocking job finished for a loop that had stopped");
+                    }
                 }
                 state = self.lock();
                 continue;

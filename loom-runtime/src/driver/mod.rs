@@ -243,7 +243,8 @@ impl Driver {
 
     /// Submits queued work, then collects what the kernel finished and
     /// wakes the fibers waiting for it. Waits for at least one event when
-    /// `wait` is `Some` (up to the given time, forever for `Some(None)`).
+    /// `wait` is `Some` (up to the given time, forever for `Some(None)`),
+    /// unless messages already wait in the mailbox, which the caller drains.
     pub(crate) fn turn(&self, wait: Option<Option<Duration>>, sched: &Scheduler) {
         let remote = self.remote();
         let wait = match wait {
@@ -256,7 +257,6 @@ impl Driver {
             Driver::Poll(poll) => poll.turn(wait, sched),
         }
         remote.woke_up();
-        remote.drain(sched);
     }
 }
 

@@ -1,49 +1,113 @@
-//! Waking a loop from another thread.
+//! Reaching a loop from another thread.
 //!
-//! Another thread (for now, a blocking-pool worker) finishes work for a
-//! fiber, pushes the work's [`RemoteCompletion`] onto the loop's lock-free
-//! stack and, only if the loop is parked in the kernel, interrupts that wait:
-//! an eventfd write that io_uring has a read pending on, or mio's waker on
-//! poll backends. A busy loop notices the stack at its next turn without any
-//! system call on either side.
+//! Another thread — a blocking-pool worker, another loop, a plain thread
+//! sending on a channel — puts an [`Envelope`] in the loop's
+//! [mailbox](crate::rt::mailbox) and, only if the loop is parked in the
+//! kernel, interrupts that wait: an eventfd write that io_uring has a read
+//! pending on, or mio's waker on poll backends. A busy loop finds the
+//! message at its next turn without any system call on either side.
 //!
-//! The handshake is the classic store-then-load pair, both `SeqCst`: the
-//! loop sets `sleeping` then checks the stack; a worker pushes then checks
-//! `sleeping`. At least one of them sees the other's write, so a completion
-//! is never left on the stack while the loop sleeps.
+//! Messages are opened on the loop's thread, so whatever they do to fibers
+//! (wake one, spawn one, cancel one) happens where the fiber lives
+//! (DESIGN.md invariant 2).
 
 use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::ptr::NonNull;
 
 use crate::fiber::control::FiberControl;
-use crate::sched::Scheduler;
+use crate::rt::event_loop::EventLoop;
+use crate::rt::mailbox::{Closed, Mailbox, Node};
 
-/// Marks one piece of work finished on another thread; lives in the
-/// waiting fiber's frame, which stays put until `done` (invariant 1).
-#[derive(Debug)]
-pub(crate) struct RemoteCompletion {
-    next: AtomicPtr<RemoteCompletion>,
-    fiber: NonNull<FiberControl>,
-    /// Set on the loop's thread when the completion is taken off the stack.
-    done: Cell<bool>,
+/// The head of every message: embed it first in a `#[repr(C)]` struct.
+#[repr(C)]
+pub(crate) struct Envelope {
+    node: Node,
+    /// Acts on the message on its loop's thread (`Some(loop)`), or disposes
+    /// of it (`None`) when the loop stopped before reading it. Called once.
+    open: unsafe fn(NonNull<Envelope>, Option<&EventLoop>),
 }
 
-impl RemoteCompletion {
-    pub(crate) fn new(fiber: NonNull<FiberControl>) -> RemoteCompletion {
-        RemoteCompletion {
-            next: AtomicPtr::new(ptr::null_mut()),
-            fiber,
-            done: Cell::new(false),
+impl Envelope {
+    pub(crate) fn new(open: unsafe fn(NonNull<Envelope>, Option<&EventLoop>)) -> Envelope {
+        Envelope {
+            node: Node::new(),
+            open,
         }
     }
 
-    /// Whether the loop has received this completion. Read on the loop's
-    /// thread only.
-    pub(crate) fn is_done(&self) -> bool {
-        self.done.get()
+    /// The function that acts on this message.
+    pub(crate) fn open(&self) -> unsafe fn(NonNull<Envelope>, Option<&EventLoop>) {
+        self.open
+    }
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope").finish_non_exhaustive()
+    }
+}
+
+/// A message that wakes one fiber: how blocking-pool jobs and cross-thread
+/// wake-ups come back. Lives in the waiting fiber's frame, which the fiber
+/// does not leave until [`FiberWake::is_delivered`] (invariant 1).
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct FiberWake {
+    envelope: Envelope,
+    fiber: NonNull<FiberControl>,
+    /// Set on the loop's thread when the message is opened.
+    delivered: Cell<bool>,
+}
+
+impl FiberWake {
+    pub(crate) fn new(fiber: NonNull<FiberControl>) -> FiberWake {
+        FiberWake {
+            envelope: Envelope::new(FiberWake::open),
+            fiber,
+            delivered: Cell::new(false),
+        }
+    }
+
+    /// The fiber this message wakes.
+    pub(crate) fn fiber(&self) -> NonNull<FiberControl> {
+        self.fiber
+    }
+
+    /// Makes a delivered message ready to be sent again.
+    pub(crate) fn reset(&self) {
+        self.delivered.set(false);
+    }
+
+    /// Whether the loop has opened this message. Loop thread only.
+    pub(crate) fn is_delivered(&self) -> bool {
+        self.delivered.get()
+    }
+
+    /// Marks the message delivered and wakes its fiber, for a sender that
+    /// runs on the fiber's own loop and needs no mailbox.
+    pub(crate) fn deliver_here(&self, lp: &EventLoop) {
+        self.delivered.set(true);
+        lp.sched.wake(self.fiber);
+    }
+
+    pub(crate) fn envelope(&self) -> NonNull<Envelope> {
+        NonNull::from(&self.envelope)
+    }
+
+    /// # Safety
+    /// `envelope` heads a live `FiberWake`.
+    unsafe fn open(envelope: NonNull<Envelope>, lp: Option<&EventLoop>) {
+        // SAFETY: repr(C) with the envelope first (contract); its fiber
+        // waits for `delivered`, so it is still in place.
+        let wake = unsafe { envelope.cast::<FiberWake>().as_ref() };
+        match lp {
+            Some(lp) => wake.deliver_here(lp),
+            // A loop stops only once all its fibers finished, and none of
+            // them finishes while it waits for this message.
+            None => log::error!("loom: a wake-up reached a loop that had stopped"),
+        }
     }
 }
 
@@ -56,58 +120,42 @@ pub(crate) enum Signal {
     Mio(mio::Waker),
 }
 
-/// The part of a loop other threads may touch. See the module docs.
+/// The part of a loop other threads may touch: its mailbox and the signal
+/// that interrupts its wait.
 pub(crate) struct Remote {
-    completed: AtomicPtr<RemoteCompletion>,
-    sleeping: AtomicBool,
+    mailbox: Mailbox,
     signal: Signal,
 }
-
-// SAFETY: the raw pointers on the `completed` stack are only dereferenced by
-// the loop's thread after it popped them; other threads only push.
-unsafe impl Send for Remote {}
-// SAFETY: as above; every field other threads touch is atomic (or the
-// signal, whose wake is thread-safe).
-unsafe impl Sync for Remote {}
 
 impl Remote {
     pub(crate) fn new(signal: Signal) -> Remote {
         Remote {
-            completed: AtomicPtr::new(ptr::null_mut()),
-            sleeping: AtomicBool::new(false),
+            mailbox: Mailbox::new(),
             signal,
         }
     }
 
-    /// Hands `completion` back to the loop and wakes the loop if it sleeps.
+    /// Puts a message in the loop's mailbox and wakes the loop if it sleeps.
+    ///
+    /// # Errors
+    /// `Closed` — the message untouched and still the caller's — once the
+    /// loop has stopped.
     ///
     /// # Safety
-    /// `completion` is valid and not on the stack yet; after this call the
-    /// caller must not touch it again (its fiber may resume and free it).
-    pub(crate) unsafe fn complete(&self, completion: NonNull<RemoteCompletion>) {
-        let node = completion.as_ptr();
-        let mut head = self.completed.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the node is valid and still ours until the CAS below
-            // publishes it (contract).
-            unsafe { (*node).next.store(head, Ordering::Relaxed) };
-            match self.completed.compare_exchange_weak(
-                head,
-                node,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(current) => head = current,
-            }
-        }
-        if self.sleeping.load(Ordering::SeqCst) {
+    /// `envelope` heads a live message that is in no mailbox; it stays valid
+    /// and untouched by the caller until opened (its fiber may resume and
+    /// free it as soon as it is).
+    pub(crate) unsafe fn send(&self, envelope: NonNull<Envelope>) -> Result<(), Closed> {
+        // SAFETY: the node is the envelope's first field (repr(C)), and the
+        // message stays valid until opened (contract).
+        if unsafe { self.mailbox.push(envelope.cast::<Node>()) }? {
             self.wake();
         }
+        Ok(())
     }
 
     /// Interrupts the loop's wait in the kernel.
-    pub(crate) fn wake(&self) {
+    fn wake(&self) {
         let result = match &self.signal {
             #[cfg(target_os = "linux")]
             Signal::EventFd(fd) => {
@@ -131,38 +179,39 @@ impl Remote {
     }
 
     /// The loop is about to wait in the kernel. Returns `false` (and stays
-    /// awake) when completions are already waiting.
+    /// awake) when messages are already waiting.
     pub(crate) fn prepare_to_sleep(&self) -> bool {
-        self.sleeping.store(true, Ordering::SeqCst);
-        if self.completed.load(Ordering::SeqCst).is_null() {
-            true
-        } else {
-            self.sleeping.store(false, Ordering::Relaxed);
-            false
-        }
+        self.mailbox.prepare_to_sleep()
     }
 
     /// The loop is back from its wait.
     pub(crate) fn woke_up(&self) {
-        self.sleeping.store(false, Ordering::Relaxed);
+        self.mailbox.woke_up();
     }
 
-    /// Takes every completion off the stack and wakes its fiber. Loop
-    /// thread only.
-    pub(crate) fn drain(&self, sched: &Scheduler) {
-        if self.completed.load(Ordering::Relaxed).is_null() {
-            return;
+    /// Whether messages wait to be opened (a cheap hint).
+    pub(crate) fn has_messages(&self) -> bool {
+        self.mailbox.has_messages()
+    }
+
+    /// Opens every waiting message, oldest first. Loop thread only.
+    pub(crate) fn drain(&self, lp: &EventLoop) {
+        for node in self.mailbox.take_all() {
+            let envelope = node.cast::<Envelope>();
+            // SAFETY: every node in the mailbox heads an Envelope (`send`
+            // is the only producer) that stays valid until opened; `open`
+            // is read before the message is handed on.
+            unsafe { (envelope.as_ref().open)(envelope, Some(lp)) };
         }
-        let mut node = self.completed.swap(ptr::null_mut(), Ordering::Acquire);
-        while let Some(completion) = NonNull::new(node) {
-            // SAFETY: pushed by `complete`, whose caller gave it up; its
-            // fiber waits for `done`, so it is still valid. The Acquire swap
-            // makes the worker's writes visible.
-            let completion = unsafe { completion.as_ref() };
-            node = completion.next.load(Ordering::Relaxed);
-            let fiber = completion.fiber;
-            completion.done.set(true);
-            sched.wake(fiber);
+    }
+
+    /// Refuses further messages and disposes of the waiting ones. Called
+    /// once, on the loop's thread, when the loop stops.
+    pub(crate) fn close(&self) {
+        for node in self.mailbox.close() {
+            let envelope = node.cast::<Envelope>();
+            // SAFETY: as in `drain`.
+            unsafe { (envelope.as_ref().open)(envelope, None) };
         }
     }
 
@@ -180,7 +229,7 @@ impl Remote {
 impl fmt::Debug for Remote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Remote")
-            .field("sleeping", &self.sleeping)
+            .field("mailbox", &self.mailbox)
             .finish_non_exhaustive()
     }
 }

@@ -114,6 +114,8 @@ pub(crate) struct FiberControl {
     pub(crate) detached: Cell<bool>,
     /// The fiber blocked in `join` on this one.
     pub(crate) joiner: Cell<Option<NonNull<FiberControl>>>,
+    /// The scheduler of the fiber's loop, set when admitted.
+    pub(crate) home: Cell<*const crate::sched::Scheduler>,
     /// Set when the fiber first runs.
     pub(crate) yielder: Cell<*const Yielder<(), ()>>,
     /// Initialised by spawn, moved out when the fiber finishes.
@@ -135,6 +137,7 @@ impl FiberControl {
             cancelled: Cell::new(false),
             detached: Cell::new(false),
             joiner: Cell::new(None),
+            home: Cell::new(std::ptr::null()),
             yielder: Cell::new(std::ptr::null()),
             coroutine: UnsafeCell::new(MaybeUninit::uninit()),
             result,

@@ -205,6 +205,11 @@ impl StackPool {
     }
 
     /// Takes a permit to use one stack, if the limit allows.
+    /// Whether [`StackPool::try_take_permit`] would succeed.
+    pub(crate) fn has_permit(&self) -> bool {
+        self.in_use.get() < self.max_fibers
+    }
+
     pub(crate) fn try_take_permit(&self) -> bool {
         if self.in_use.get() < self.max_fibers {
             self.in_use.set(self.in_use.get() + 1);

@@ -17,6 +17,16 @@ fn current_mask() -> io::Result<libc::cpu_set_t> {
     Ok(set)
 }
 
+/// The CPUs in this thread's affinity mask, in ascending order.
+#[cfg(target_os = "linux")]
+pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
+    let mask = current_mask()?;
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: CPU_ISSET only reads `mask`, within CPU_SETSIZE.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &mask) })
+        .collect())
+}
+
 /// Checks that `cpu` is in this thread's affinity mask.
 #[cfg(target_os = "linux")]
 pub(crate) fn check_cpu(cpu: usize) -> io::Result<()> {
@@ -60,6 +70,11 @@ impl Drop for Pinned {
 #[cfg(not(target_os = "linux"))]
 #[derive(Debug)]
 pub(crate) struct Pinned;
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
+    check_cpu(0).map(|()| Vec::new())
+}
 
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn check_cpu(_cpu: usize) -> io::Result<()> {

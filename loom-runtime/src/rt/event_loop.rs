@@ -15,10 +15,12 @@ use std::mem::MaybeUninit;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::driver::Driver;
+use crate::driver::remote::Remote;
 
 use corosensei::Yielder;
 use corosensei::stack::STACK_ALIGNMENT;
@@ -46,14 +48,29 @@ pub(crate) struct LoopConfig {
     pub(crate) shutdown_timeout: Duration,
 }
 
+/// What every loop of one runtime knows about the others.
+#[derive(Debug)]
+pub(crate) struct RuntimeShared {
+    /// The remote end of loop `i`'s driver, by loop index.
+    pub(crate) remotes: Box<[Arc<Remote>]>,
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct EventLoop {
     pub(crate) sched: Scheduler,
     pub(crate) pool: StackPool,
     pub(crate) driver: Driver,
-    /// Blocking-pool jobs of this loop's fibers not handed back yet.
-    remote_jobs: Cell<usize>,
+    /// This loop's index in its runtime (0 runs the main fiber).
+    pub(crate) index: usize,
+    pub(crate) shared: Arc<RuntimeShared>,
+    /// Fibers waiting for another thread to wake them (blocking-pool jobs,
+    /// cross-thread primitives): while there are any, an idle loop with no
+    /// timers is waiting, not deadlocked.
+    remote_waits: Cell<usize>,
+    /// Spawns sent from other loops that found every stack permit taken;
+    /// retried as permits come back.
+    deferred_spawns: std::cell::RefCell<std::collections::VecDeque<crate::rt::cross::DeferredSpawn>>,
     stack_waiters: List,
     timers: TimerWheel,
     start: Instant,
@@ -116,6 +133,14 @@ fn not_in_runtime(what: &str) -> ! {
     );
 }
 
+/// Calls `f` with the loop running on this thread, if there is one.
+#[inline]
+pub(crate) fn try_with_current<R>(f: impl FnOnce(&EventLoop) -> R) -> Option<R> {
+    let current = CURRENT.with(Cell::get);
+    // SAFETY: as in `with_current`.
+    (!current.is_null()).then(|| f(unsafe { &*current }))
+}
+
 /// Whether this thread is inside a loom runtime.
 pub(crate) fn in_runtime() -> bool {
     !CURRENT.with(Cell::get).is_null()
@@ -151,12 +176,21 @@ struct StackWaiter {
 }
 
 impl EventLoop {
-    pub(crate) fn new(pool: StackPool, driver: Driver, config: LoopConfig) -> EventLoop {
+    pub(crate) fn new(
+        pool: StackPool,
+        driver: Driver,
+        config: LoopConfig,
+        index: usize,
+        shared: Arc<RuntimeShared>,
+    ) -> EventLoop {
         EventLoop {
             sched: Scheduler::new(),
             pool,
             driver,
-            remote_jobs: Cell::new(0),
+            index,
+            shared,
+            remote_waits: Cell::new(0),
+            deferred_spawns: Default::default(),
             stack_waiters: List::new(),
             timers: TimerWheel::new(),
             start: Instant::now(),
@@ -379,17 +413,35 @@ impl EventLoop {
         unsafe { self.timers.cancel(entry) };
     }
 
-    /// Counts a job handed to another thread, which will come back through
-    /// the driver's remote queue (so the loop must not call that a
-    /// deadlock).
-    pub(crate) fn remote_job_started(&self) {
-        self.remote_jobs.set(self.remote_jobs.get() + 1);
+    /// Counts a fiber waiting for another thread — a blocking-pool job, a
+    /// cross-thread primitive — whose wake-up comes through the mailbox (so
+    /// the loop must not call that wait a deadlock).
+    pub(crate) fn remote_wait_started(&self) {
+        self.remote_waits.set(self.remote_waits.get() + 1);
     }
 
-    /// The job counted by [`EventLoop::remote_job_started`] came back, or
-    /// was taken back before it ran.
-    pub(crate) fn remote_job_ended(&self) {
-        self.remote_jobs.set(self.remote_jobs.get() - 1);
+    /// The wait counted by [`EventLoop::remote_wait_started`] ended.
+    pub(crate) fn remote_wait_ended(&self) {
+        self.remote_waits.set(self.remote_waits.get() - 1);
+    }
+
+    /// The number of loops in this loop's runtime.
+    pub(crate) fn loop_count(&self) -> usize {
+        self.shared.remotes.len()
+    }
+
+    /// Keeps a spawn from another loop until a stack permit is free.
+    pub(crate) fn defer_spawn(&self, spawn: crate::rt::cross::DeferredSpawn) {
+        self.deferred_spawns.borrow_mut().push_back(spawn);
+    }
+
+    pub(crate) fn deferred_spawns_pop(&self) -> Option<crate::rt::cross::DeferredSpawn> {
+        self.deferred_spawns.borrow_mut().pop_front()
+    }
+
+    /// Whether a spawn would get a stack permit without waiting.
+    pub(crate) fn has_stack_permit(&self) -> bool {
+        self.pool.has_permit()
     }
 
     /// Cancels `fiber`: its current or next blocking call returns
@@ -406,14 +458,22 @@ impl EventLoop {
 
     // ---- the loop ---------------------------------------------------------
 
-    /// Runs fibers until `main` has finished and every other fiber has
-    /// finished too, or the shutdown grace period ran out.
-    pub(crate) fn drive(&self, main: NonNull<FiberControl>) {
+    /// Runs fibers until shutdown — `main` finished (loop 0), or loop 0
+    /// asked for it (the others) — and every fiber has finished too, or the
+    /// shutdown grace period ran out.
+    pub(crate) fn drive(&self, main: Option<NonNull<FiberControl>>) {
         loop {
             self.run_batch();
-            // SAFETY: the runtime's JoinHandle keeps main's block valid.
-            if self.shutdown_deadline.get().is_none() && unsafe { main.as_ref() }.is_finished() {
+            if self.driver.remote().has_messages() {
+                self.driver.remote().drain(self);
+            }
+            self.spawn_deferred();
+            if self.shutdown_deadline.get().is_none()
+                // SAFETY: the runtime's JoinHandle keeps main's block valid.
+                && main.is_some_and(|main| unsafe { main.as_ref() }.is_finished())
+            {
                 self.begin_shutdown();
+                self.shut_down_other_loops();
             }
             if let Some(deadline) = self.shutdown_deadline.get() {
                 if self.sched.unfinished_count() == 0 {
@@ -426,7 +486,7 @@ impl EventLoop {
             }
             self.fire_due_timers();
             if self.sched.has_runnable() {
-                if self.io_outstanding() {
+                if self.driver.has_pending() {
                     self.driver.turn(None, &self.sched);
                 }
             } else if !self.idle() {
@@ -479,26 +539,34 @@ impl EventLoop {
         });
     }
 
-    /// Whether ops or blocking-pool jobs may still wake a fiber.
-    fn io_outstanding(&self) -> bool {
-        self.driver.has_pending() || self.remote_jobs.get() > 0
+    /// Whether anything but this loop's own fibers may still wake one of
+    /// them: ops in flight, another thread, or another loop.
+    fn wake_up_possible(&self) -> bool {
+        self.driver.has_pending()
+            || self.remote_waits.get() > 0
+            || self.loop_count() > 1
+            || !self.deferred_spawns.borrow().is_empty()
     }
 
     /// Waits in the kernel until an op completes, another thread hands
-    /// work back, or the next timer is due. Returns `false` when nothing
+    /// work over, or the next timer is due. Returns `false` when nothing
     /// can ever wake a fiber again (a deadlock that cancellation did not
     /// resolve).
+    ///
+    /// Deadlocks are detected only in a runtime of one loop: with several,
+    /// a fiber may always be woken by another loop.
     fn idle(&self) -> bool {
         let next_timer = self.timers.next_tick().map(|tick| self.instant_of(tick));
         let wake_at = match (next_timer, self.shutdown_deadline.get()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if wake_at.is_none() && !self.io_outstanding() {
+        if wake_at.is_none() && !self.wake_up_possible() {
             return self.recover_from_deadlock();
         }
         let timeout = wake_at.map(|at| at.saturating_duration_since(Instant::now()));
         self.driver.turn(Some(timeout), &self.sched);
+        self.driver.remote().drain(self);
         true
     }
 
@@ -514,7 +582,12 @@ impl EventLoop {
         true
     }
 
-    fn begin_shutdown(&self) {
+    /// Starts this loop's shutdown: cancels every fiber (and those spawned
+    /// from now on), which then get the shutdown timeout to finish.
+    pub(crate) fn begin_shutdown(&self) {
+        if self.shutdown_deadline.get().is_some() {
+            return;
+        }
         self.shutdown_deadline
             .set(Some(Instant::now() + self.config.shutdown_timeout));
         if self.sched.unfinished_count() > 0 {
@@ -536,6 +609,11 @@ impl EventLoop {
     /// coroutine, which `panic = "abort"` cannot do and which would run
     /// user code at an arbitrary point.
     pub(crate) fn abandon_unfinished(&self) {
+        if self.sched.unfinished_count() > 0 {
+            // A wake-up for an abandoned fiber may still be on its way from
+            // another thread; its mailbox must outlive the runtime.
+            std::mem::forget(Arc::clone(self.driver.remote()));
+        }
         self.sched.for_each_unfinished(|fiber| {
             // SAFETY: unfinished fibers' blocks are valid.
             let control = unsafe { fiber.as_ref() };

@@ -1,17 +1,23 @@
 //! Building and running a runtime.
 //!
-//! A [`Runtime`] owns the resources of its event loop — for now one loop,
-//! run on the thread that calls [`Runtime::run`] — and reserves them in
-//! [`Builder::build`], so resource errors surface there, before any user
-//! code runs.
+//! A [`Runtime`] owns the resources of its event loops — one per thread,
+//! [`Builder::threads`] of them — and reserves them in [`Builder::build`], so
+//! resource errors surface there, before any user code runs. Loop 0 runs on
+//! the thread that calls [`Runtime::run`], with the main fiber; the others
+//! get threads of their own.
 
 pub(crate) mod affinity;
+mod atomic;
+pub(crate) mod cross;
 pub(crate) mod event_loop;
+pub(crate) mod mailbox;
 
 use std::fmt;
 use std::io;
 use std::panic;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
 pub use crate::driver::Backend;
@@ -19,11 +25,12 @@ use crate::driver::{Driver, DriverConfig};
 use crate::fiber::control::FiberName;
 use crate::fiber::overflow::AltStack;
 use crate::fiber::stack::{self, StackPool};
-use event_loop::{EventLoop, LoopConfig, LoopGuard};
+pub use cross::{SendJoinHandle, broadcast, spawn_on};
+use event_loop::{EventLoop, LoopConfig, LoopGuard, RuntimeShared};
 
-/// Default number of stacks reserved at start-up.
+/// Default number of stacks reserved at start-up, per loop.
 pub const DEFAULT_FIBERS: usize = 1024;
-/// Default upper bound on stacks in use at once.
+/// Default upper bound on stacks in use at once, per loop.
 pub const DEFAULT_MAX_FIBERS: usize = 64 * 1024;
 /// Default fiber stack size.
 pub const DEFAULT_STACK_BYTES: usize = 64 * 1024;
@@ -31,6 +38,29 @@ pub const DEFAULT_STACK_BYTES: usize = 64 * 1024;
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default io_uring submission-queue size (the completion queue is 4×).
 pub const DEFAULT_RING_ENTRIES: u32 = 1024;
+/// The most loops one runtime may have.
+pub const MAX_THREADS: usize = 1024;
+
+/// The index of the loop running the calling fiber: `0..loop_count()`.
+/// The main fiber runs on loop 0.
+///
+/// # Panics
+///
+/// Outside a loom runtime.
+#[track_caller]
+pub fn loop_index() -> usize {
+    event_loop::with_current("loom::rt::loop_index", |lp| lp.index)
+}
+
+/// The number of loops (threads) of the calling fiber's runtime.
+///
+/// # Panics
+///
+/// Outside a loom runtime.
+#[track_caller]
+pub fn loop_count() -> usize {
+    event_loop::with_current("loom::rt::loop_count", EventLoop::loop_count)
+}
 
 /// The I/O backend of the runtime running on this thread.
 ///
@@ -56,7 +86,8 @@ pub fn backend() -> Backend {
 ///
 /// ```
 /// let rt = loom::Runtime::builder()
-///     .fibers(256)            // stacks reserved up front
+///     .threads(2)             // two loops, on two threads
+///     .fibers(256)            // stacks reserved up front, per loop
 ///     .max_fibers(10_000)     // spawns beyond this wait for a free stack
 ///     .stack_size(32 * 1024)  // default stack of spawned fibers
 ///     .build()?;
@@ -65,29 +96,63 @@ pub fn backend() -> Backend {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Builder {
+    threads: usize,
     fibers: usize,
     max_fibers: Option<usize>,
     stack_bytes: usize,
-    pin_to_cpu: Option<usize>,
+    pin: Pin,
     shutdown_timeout: Duration,
     backend: Backend,
     ring_entries: u32,
 }
 
+#[derive(Clone, Debug)]
+enum Pin {
+    No,
+    /// Loop `i` on the `i`-th CPU of the process's affinity mask.
+    InOrder,
+    /// Loop `i` on `cpus[i]`.
+    Cpus(Vec<usize>),
+}
+
 impl Builder {
-    /// A builder with the defaults: [`DEFAULT_FIBERS`] stacks of
+    /// A builder with the defaults: one loop, [`DEFAULT_FIBERS`] stacks of
     /// [`DEFAULT_STACK_BYTES`] reserved, growing to [`DEFAULT_MAX_FIBERS`]
     /// (or `fibers`, if larger), no pinning.
     pub fn new() -> Builder {
         Builder {
+            threads: 1,
             fibers: DEFAULT_FIBERS,
             max_fibers: None,
             stack_bytes: DEFAULT_STACK_BYTES,
-            pin_to_cpu: None,
+            pin: Pin::No,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             backend: Backend::Auto,
             ring_entries: DEFAULT_RING_ENTRIES,
         }
+    }
+
+    /// The number of event loops, each on its own OS thread with its own
+    /// driver, scheduler, stack pool and timers (default 1, at most
+    /// [`MAX_THREADS`]). Fibers never move between loops; use
+    /// [`spawn_on`] or [`broadcast`] to start work on another loop.
+    pub fn threads(mut self, threads: usize) -> Builder {
+        self.threads = threads;
+        self
+    }
+
+    /// Pins loop `i` to the `i`-th CPU of the process's affinity mask
+    /// (Linux only; elsewhere [`Builder::build`] fails with `Unsupported`).
+    pub fn pin(mut self, pin: bool) -> Builder {
+        self.pin = if pin { Pin::InOrder } else { Pin::No };
+        self
+    }
+
+    /// Pins loop `i` to `cpus[i]`; needs a CPU for every loop, each in the
+    /// process's affinity mask (Linux only).
+    pub fn pin_cpus(mut self, cpus: &[usize]) -> Builder {
+        self.pin = Pin::Cpus(cpus.to_vec());
+        self
     }
 
     /// The I/O backend (default [`Backend::Auto`]: io_uring if usable, else
@@ -105,17 +170,18 @@ impl Builder {
         self
     }
 
-    /// Number of stacks reserved at start-up. Reserving is cheap — address
-    /// space plus one guard install per stack; memory is committed only when
-    /// a fiber touches it.
+    /// Number of stacks reserved at start-up, per loop. Reserving is cheap —
+    /// address space plus one guard install per stack; memory is committed
+    /// only when a fiber touches it.
     pub fn fibers(mut self, fibers: usize) -> Builder {
         self.fibers = fibers;
         self
     }
 
-    /// The most fibers that may hold a stack at once (running, blocked, or
-    /// finished with an unjoined handle). The pool grows towards it on
-    /// demand; past it, spawning fibers wait for a stack to be released.
+    /// The most fibers that may hold a stack at once on one loop (running,
+    /// blocked, or finished with an unjoined handle). The pool grows towards
+    /// it on demand; past it, spawning fibers wait for a stack to be
+    /// released.
     pub fn max_fibers(mut self, max_fibers: usize) -> Builder {
         self.max_fibers = Some(max_fibers);
         self
@@ -129,13 +195,6 @@ impl Builder {
         self
     }
 
-    /// Pins the loop's thread to `cpu` while the runtime runs (Linux only;
-    /// elsewhere [`Builder::build`] fails with `Unsupported`).
-    pub fn pin_to_cpu(mut self, cpu: usize) -> Builder {
-        self.pin_to_cpu = Some(cpu);
-        self
-    }
-
     /// How long fibers still running when the main fiber returns get to
     /// finish after being cancelled. Fibers that are still unfinished then
     /// are abandoned: never resumed again, their stacks leaked (logged).
@@ -144,60 +203,94 @@ impl Builder {
         self
     }
 
-    /// Validates the configuration and reserves the stack pool.
+    /// Validates the configuration and reserves every loop's stack pool
+    /// and I/O driver.
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for a stack size out of range, `max_fibers` of 0 or
-    /// below `fibers`, or a CPU outside the process's affinity mask;
+    /// `InvalidInput` for 0 or more than [`MAX_THREADS`] threads, a stack
+    /// size out of range, `max_fibers` of 0 or below `fibers`, pinning with
+    /// fewer CPUs than loops or to a CPU outside the process's affinity mask;
     /// `Unsupported` for pinning off Linux or a backend this host lacks
     /// (explicit `IoUring` where io_uring is refused, e.g. `EPERM` under a
     /// seccomp filter); the reservation's error (e.g. `OutOfMemory` naming
     /// `vm.max_map_count`) if the stacks cannot be mapped.
     pub fn build(self) -> io::Result<Runtime> {
+        if self.threads == 0 || self.threads > MAX_THREADS {
+            return Err(invalid(format!(
+                "threads ({}) must be from 1 to {MAX_THREADS}",
+                self.threads
+            )));
+        }
         let stack_bytes = stack::validate_stack_bytes(self.stack_bytes)?;
         let max_fibers = self
             .max_fibers
             .unwrap_or(DEFAULT_MAX_FIBERS.max(self.fibers));
         if max_fibers == 0 || max_fibers < self.fibers {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "max_fibers ({max_fibers}) must be at least 1 and at least fibers ({})",
-                    self.fibers
-                ),
-            ));
-        }
-        if let Some(cpu) = self.pin_to_cpu {
-            affinity::check_cpu(cpu)?;
+            return Err(invalid(format!(
+                "max_fibers ({max_fibers}) must be at least 1 and at least fibers ({})",
+                self.fibers
+            )));
         }
         if !self.ring_entries.is_power_of_two() || self.ring_entries > 32768 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "ring_entries ({}) must be a power of two from 1 to 32768",
-                    self.ring_entries
-                ),
-            ));
+            return Err(invalid(format!(
+                "ring_entries ({}) must be a power of two from 1 to 32768",
+                self.ring_entries
+            )));
         }
-        let pool = StackPool::new(stack_bytes, self.fibers, max_fibers)?;
-        let driver = Driver::open(
-            self.backend,
-            DriverConfig {
-                ring_entries: self.ring_entries,
-                events: 1024,
-            },
-        )?;
+        let cpus = match &self.pin {
+            Pin::No => vec![None; self.threads],
+            Pin::InOrder => {
+                let allowed = affinity::allowed_cpus()?;
+                if allowed.len() < self.threads {
+                    return Err(invalid(format!(
+                        "cannot pin {} loops to distinct CPUs: this process may run on {} ({allowed:?})",
+                        self.threads,
+                        allowed.len()
+                    )));
+                }
+                allowed.into_iter().take(self.threads).map(Some).collect()
+            }
+            Pin::Cpus(cpus) => {
+                if cpus.len() < self.threads {
+                    return Err(invalid(format!(
+                        "pin_cpus lists {} CPUs for {} loops",
+                        cpus.len(),
+                        self.threads
+                    )));
+                }
+                for &cpu in cpus {
+                    affinity::check_cpu(cpu)?;
+                }
+                cpus.iter().take(self.threads).copied().map(Some).collect()
+            }
+        };
+        let loops = cpus
+            .into_iter()
+            .map(|cpu| {
+                let pool = StackPool::new(stack_bytes, self.fibers, max_fibers)?;
+                let driver = Driver::open(
+                    self.backend,
+                    DriverConfig {
+                        ring_entries: self.ring_entries,
+                        events: 1024,
+                    },
+                )?;
+                Ok(LoopParts { pool, driver, cpu })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
         Ok(Runtime {
-            pool,
-            driver,
+            loops,
             config: LoopConfig {
                 stack_bytes,
                 shutdown_timeout: self.shutdown_timeout,
             },
-            pin_to_cpu: self.pin_to_cpu,
         })
     }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
 }
 
 impl Default for Builder {
@@ -206,12 +299,23 @@ impl Default for Builder {
     }
 }
 
-/// A configured loom runtime, ready to [`run`](Runtime::run).
-pub struct Runtime {
+/// What one loop is made of, reserved by [`Builder::build`].
+struct LoopParts {
     pool: StackPool,
     driver: Driver,
+    cpu: Option<usize>,
+}
+
+// SAFETY: the parts are built on the caller's thread but not used there:
+// no fiber, stack or I/O source refers to them until the loop's own thread
+// starts the driver (io_uring's single issuer is the thread that enables
+// the ring, in `Driver::start`). They move to that thread whole and stay.
+unsafe impl Send for LoopParts {}
+
+/// A configured loom runtime, ready to [`run`](Runtime::run).
+pub struct Runtime {
+    loops: Vec<LoopParts>,
     config: LoopConfig,
-    pin_to_cpu: Option<usize>,
 }
 
 impl Runtime {
@@ -220,19 +324,22 @@ impl Runtime {
         Builder::new()
     }
 
-    /// Runs `main` as the main fiber (named `"main"`) on this thread's
-    /// event loop and returns its result once it and every other fiber are
-    /// done.
+    /// Runs `main` as the main fiber (named `"main"`) on loop 0, on this
+    /// thread, with the other loops on threads of their own, and returns
+    /// main's result once it and every other fiber are done.
     ///
-    /// When the main fiber returns, the remaining fibers are cancelled —
-    /// their blocking calls return the cancellation error (`ECANCELED`) — and get the shutdown
-    /// timeout to finish; stacks are released only after their fibers
-    /// finished. If the main fiber panics, the panic resumes here, after
-    /// that shutdown, so a program's `main` exits with status 101 like std.
+    /// When the main fiber returns, every loop shuts down: its remaining
+    /// fibers are cancelled — their blocking calls return the cancellation
+    /// error (`ECANCELED`) — and get the shutdown timeout to finish; stacks
+    /// are released only after their fibers finished; each loop's thread
+    /// exits after its loop stopped, and `run` returns after all of them.
+    /// If the main fiber panics, the panic resumes here, after that
+    /// shutdown, so a program's `main` exits with status 101 like std.
     ///
     /// # Panics
     ///
-    /// If called from inside a loom runtime, if the main fiber panics, or if
+    /// If called from inside a loom runtime, if the main fiber panics, if a
+    /// loop thread cannot be started, or — in a runtime of one loop — if
     /// every fiber is blocked with nothing left to wake them even after they
     /// were all cancelled (a deadlock).
     ///
@@ -256,29 +363,45 @@ impl Runtime {
             !event_loop::in_runtime(),
             "loom: Runtime::run cannot be called from inside a loom runtime; spawn a fiber instead"
         );
-        let _pinned = self
-            .pin_to_cpu
-            .map(|cpu| affinity::pin_current_thread(cpu).unwrap_or_else(|e| panic!("loom: {e}")));
-        let _alt_stack = AltStack::ensure().unwrap_or_else(|e| {
-            log::warn!("no alternate signal stack for fiber overflow reports: {e}");
-            None
+        let shared = Arc::new(RuntimeShared {
+            remotes: self
+                .loops
+                .iter()
+                .map(|parts| Arc::clone(parts.driver.remote()))
+                .collect(),
         });
-        let event_loop = Rc::new(EventLoop::new(self.pool, self.driver, self.config));
-        event_loop
-            .driver
-            .start()
-            .unwrap_or_else(|e| panic!("loom: cannot start the I/O driver: {e}"));
-        let guard = LoopGuard::enter(&event_loop);
-        let main = event_loop
-            .spawn(FiberName::new("main"), None, main)
-            .unwrap_or_else(|e| panic!("loom: cannot spawn the main fiber: {e}"));
-        {
-            // Should the loop itself ever unwind (a runtime bug), stacks of
-            // suspended fibers must still never be unmapped under them.
-            let _abandon = AbandonOnUnwind(&event_loop);
-            event_loop.drive(main.fiber_ptr());
+        let mut loops = self.loops.into_iter();
+        let first = loops.next().expect("build makes at least one loop");
+        let others: Vec<thread::JoinHandle<()>> = loops
+            .enumerate()
+            .map(|(i, parts)| {
+                let index = i + 1;
+                let shared = Arc::clone(&shared);
+                let config = self.config.clone();
+                thread::Builder::new()
+                    .name(format!("loom-loop-{index}"))
+                    .spawn(move || {
+                        run_loop::<()>(parts, config, index, shared, |_| None);
+                    })
+                    .unwrap_or_else(|e| panic!("loom: cannot start the thread of loop {index}: {e}"))
+            })
+            .collect();
+        let main = run_loop(first, self.config, 0, Arc::clone(&shared), |lp| {
+            Some(
+                lp.spawn(FiberName::new("main"), None, main)
+                    .unwrap_or_else(|e| panic!("loom: cannot spawn the main fiber: {e}")),
+            )
+        })
+        .expect("loop 0 runs the main fiber");
+        let mut loop_panic = None;
+        for other in others {
+            if let Err(payload) = other.join() {
+                loop_panic.get_or_insert(payload);
+            }
         }
-        drop(guard);
+        if let Some(payload) = loop_panic {
+            panic::resume_unwind(payload);
+        }
         assert!(
             main.is_finished(),
             "loom: deadlock: the main fiber is blocked forever (every fiber was cancelled and \
@@ -292,13 +415,55 @@ impl Runtime {
 
     /// The I/O backend this runtime will use.
     pub fn backend(&self) -> Backend {
-        self.driver.backend()
+        self.loops[0].driver.backend()
     }
 
-    /// Stacks reserved so far.
+    /// Stacks reserved so far, over all loops.
     pub fn reserved_fibers(&self) -> usize {
-        self.pool.capacity()
+        self.loops.iter().map(|parts| parts.pool.capacity()).sum()
     }
+
+    /// The number of loops.
+    pub fn threads(&self) -> usize {
+        self.loops.len()
+    }
+}
+
+/// Runs one loop on the calling thread until it shut down; `first` spawns
+/// the loop's first fiber (loop 0's main), whose handle is returned.
+fn run_loop<T>(
+    parts: LoopParts,
+    config: LoopConfig,
+    index: usize,
+    shared: Arc<RuntimeShared>,
+    first: impl FnOnce(&Rc<EventLoop>) -> Option<crate::JoinHandle<T>>,
+) -> Option<crate::JoinHandle<T>> {
+    let LoopParts { pool, driver, cpu } = parts;
+    let _pinned = cpu.map(|cpu| {
+        affinity::pin_current_thread(cpu)
+            .unwrap_or_else(|e| panic!("loom: cannot pin loop {index}: {e}"))
+    });
+    let _alt_stack = AltStack::ensure().unwrap_or_else(|e| {
+        log::warn!("no alternate signal stack for fiber overflow reports: {e}");
+        None
+    });
+    let event_loop = Rc::new(EventLoop::new(pool, driver, config, index, shared));
+    event_loop
+        .driver
+        .start()
+        .unwrap_or_else(|e| panic!("loom: cannot start the I/O driver of loop {index}: {e}"));
+    let guard = LoopGuard::enter(&event_loop);
+    let first = first(&event_loop);
+    {
+        // Should the loop itself ever unwind (a runtime bug), stacks of
+        // suspended fibers must still never be unmapped under them.
+        let _abandon = AbandonOnUnwind(&event_loop);
+        event_loop.drive(first.as_ref().map(crate::JoinHandle::fiber_ptr));
+        event_loop.drop_deferred_spawns();
+        event_loop.driver.remote().close();
+    }
+    drop(guard);
+    first
 }
 
 /// Abandons (leaks) every unfinished fiber if dropped during a panic.
@@ -314,13 +479,18 @@ impl Drop for AbandonOnUnwind<'_> {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let first = &self.loops[0];
         f.debug_struct("Runtime")
+            .field("threads", &self.loops.len())
             .field("stack_bytes", &self.config.stack_bytes)
-            .field("reserved_fibers", &self.pool.capacity())
-            .field("max_fibers", &self.pool.max_fibers())
-            .field("guard_kind", &self.pool.guard_kind())
-            .field("pin_to_cpu", &self.pin_to_cpu)
-            .field("backend", &self.driver.backend())
+            .field("reserved_fibers", &self.reserved_fibers())
+            .field("max_fibers", &first.pool.max_fibers())
+            .field("guard_kind", &first.pool.guard_kind())
+            .field(
+                "cpus",
+                &self.loops.iter().map(|parts| parts.cpu).collect::<Vec<_>>(),
+            )
+            .field("backend", &first.driver.backend())
             .finish()
     }
 }

@@ -23,6 +23,10 @@ pub(crate) enum Resumed {
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Scheduler {
+    /// The thread this scheduler's fibers live on (an address unique to
+    /// that thread), for the debug checks of DESIGN.md invariant 2.
+    #[cfg(debug_assertions)]
+    owner: *const u8,
     run_queue: List,
     /// Every fiber that has not finished yet, for cancellation at shutdown.
     unfinished: List,
@@ -32,6 +36,8 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     pub(crate) fn new() -> Self {
         Scheduler {
+            #[cfg(debug_assertions)]
+            owner: this_thread(),
             run_queue: List::new(),
             unfinished: List::new(),
             current: std::cell::Cell::new(None),
@@ -59,6 +65,7 @@ impl Scheduler {
         // SAFETY: forwarded from this function's contract.
         let control = unsafe { fiber.as_ref() };
         debug_assert_eq!(control.state.get(), FiberState::Runnable);
+        control.home.set(self);
         // SAFETY: the links live in the control block, valid as long as they
         // can be linked (this function's contract).
         unsafe {
@@ -71,6 +78,7 @@ impl Scheduler {
     /// wake-ups from several sources (timer, cancel, join) never queue a
     /// fiber twice.
     pub(crate) fn wake(&self, fiber: NonNull<FiberControl>) {
+        self.debug_assert_owner(fiber, "woken");
         // SAFETY: callers only hold pointers to fibers that have not been
         // retired (control blocks of admitted fibers stay valid until then).
         let control = unsafe { fiber.as_ref() };
@@ -122,6 +130,7 @@ impl Scheduler {
     pub(crate) unsafe fn resume(&self, fiber: NonNull<FiberControl>) -> Resumed {
         // SAFETY: admitted fibers' control blocks are valid until retired.
         let control = unsafe { fiber.as_ref() };
+        self.debug_assert_owner(fiber, "resumed");
         debug_assert_eq!(control.state.get(), FiberState::Runnable);
         control.state.set(FiberState::Running);
         self.current.set(Some(fiber));
@@ -142,6 +151,29 @@ impl Scheduler {
         }
     }
 
+    /// Checks (in debug builds) that `fiber` belongs to this scheduler and
+    /// that this is its loop's thread: a fiber is only ever queued and
+    /// resumed where it lives.
+    #[inline]
+    #[track_caller]
+    fn debug_assert_owner(&self, fiber: NonNull<FiberControl>, what: &str) {
+        #[cfg(debug_assertions)]
+        {
+            // SAFETY: callers only hold pointers to unretired fibers.
+            let home = unsafe { fiber.as_ref() }.home.get();
+            assert!(
+                std::ptr::eq(home, self),
+                "loom: fiber {fiber:?} {what} by another loop's scheduler"
+            );
+            assert!(
+                std::ptr::eq(self.owner, this_thread()),
+                "loom: fiber {fiber:?} {what} off its loop's thread"
+            );
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = (fiber, what);
+    }
+
     /// Calls `f` on every unfinished fiber.
     pub(crate) fn for_each_unfinished(&self, mut f: impl FnMut(NonNull<FiberControl>)) {
         self.unfinished.for_each(|link| {
@@ -159,6 +191,13 @@ impl Scheduler {
         // SAFETY: the running fiber's control block is valid while it runs.
         unsafe { fiber.as_ref() }
     }
+}
+
+/// An address unique to the calling thread while it lives.
+#[cfg(debug_assertions)]
+fn this_thread() -> *const u8 {
+    thread_local!(static MARK: u8 = const { 0 });
+    MARK.with(std::ptr::from_ref)
 }
 
 #[cold]
