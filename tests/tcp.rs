@@ -6,7 +6,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use loom::net::{TcpListener, TcpStream};
+use loom::net::{ListenOptions, TcpListener, TcpStream};
 use loom_tests::{checksum, on_each_backend, pattern};
 
 /// Starts an echo server fiber; returns its address.
@@ -450,5 +450,117 @@ fn cancelled_accepts_leak_no_descriptors() {
         }
         // std's read_dir fd is counted in both measurements.
         assert_eq!(open_fds(), before);
+    });
+}
+
+/// Accepts until cancelled, writing `id` to each connection so the client
+/// knows which listener took it; returns how many it accepted.
+fn tagging_acceptor(listener: TcpListener, id: u8) -> loom::JoinHandle<usize> {
+    loom::spawn(move || {
+        let mut accepted = 0;
+        for stream in listener.incoming() {
+            stream.unwrap().write_all(&[id]).unwrap();
+            accepted += 1;
+        }
+        accepted
+    })
+}
+
+/// SO_REUSEPORT: two listeners share one port and every connection is
+/// accepted by exactly one of them.
+#[test]
+fn reuse_port_listeners_share_the_connections() {
+    const CLIENTS: usize = 64;
+    on_each_backend(|| {
+        let options = ListenOptions::new().reuse_port(true);
+        let first = TcpListener::bind_with("127.0.0.1:0", &options).unwrap();
+        let addr = first.local_addr().unwrap();
+        let second = TcpListener::bind_with(addr, &options).unwrap();
+        assert_eq!(second.local_addr().unwrap(), addr);
+        let acceptors = [tagging_acceptor(first, 0), tagging_acceptor(second, 1)];
+
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        let mut seen_by_clients = [0usize; 2];
+        for mut client in clients {
+            // Bounded: a connection nobody accepts fails the test, not hangs it.
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut id = [0u8; 1];
+            client.read_exact(&mut id).unwrap();
+            seen_by_clients[usize::from(id[0])] += 1;
+        }
+
+        let accepted = acceptors.map(|acceptor| {
+            acceptor.cancel();
+            acceptor.join().unwrap()
+        });
+        assert_eq!(accepted, seen_by_clients);
+        assert_eq!(accepted[0] + accepted[1], CLIENTS, "{accepted:?}");
+        // Linux hashes each connection's 4-tuple (with a random key) onto
+        // the group: all 64 on one listener has odds of 2^-63. Other
+        // kernels do not balance.
+        #[cfg(target_os = "linux")]
+        assert!(accepted.iter().all(|&n| n > 0), "{accepted:?}");
+    });
+}
+
+/// Sharing needs SO_REUSEPORT on every listener: without it on either
+/// side, the second bind fails.
+#[test]
+fn without_reuse_port_the_second_bind_is_refused() {
+    on_each_backend(|| {
+        let plain = ListenOptions::new();
+        let shared = ListenOptions::new().reuse_port(true);
+        for (first, second) in [(&plain, &plain), (&shared, &plain), (&plain, &shared)] {
+            let listener = TcpListener::bind_with("127.0.0.1:0", first).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let err = TcpListener::bind_with(addr, second).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                io::ErrorKind::AddrInUse,
+                "{first:?} then {second:?}: {err}"
+            );
+        }
+        // bind is bind_with(ListenOptions::new()): no reuse_port either.
+        let listener = TcpListener::bind_with("127.0.0.1:0", &shared).unwrap();
+        let err = TcpListener::bind(listener.local_addr().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    });
+}
+
+#[test]
+fn backlog_option_and_bad_addresses() {
+    on_each_backend(|| {
+        // The smallest queue still accepts.
+        let listener =
+            TcpListener::bind_with("127.0.0.1:0", &ListenOptions::new().backlog(1)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tagging_acceptor(listener, 7);
+        for _ in 0..3 {
+            let mut client = TcpStream::connect(addr).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut id = [0u8; 1];
+            client.read_exact(&mut id).unwrap();
+            assert_eq!(id, [7]);
+        }
+        acceptor.cancel();
+        assert_eq!(acceptor.join().unwrap(), 3);
+
+        // Past i32::MAX is clamped (and the kernel caps it at somaxconn).
+        let huge = ListenOptions::new().backlog(u32::MAX);
+        drop(TcpListener::bind_with("127.0.0.1:0", &huge).unwrap());
+        drop(TcpListener::bind_with("127.0.0.1:0", &ListenOptions::default()).unwrap());
+
+        // TEST-NET-1: on no interface of this host.
+        let err = TcpListener::bind_with("192.0.2.1:0", &ListenOptions::new()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrNotAvailable, "{err}");
+        // No port: refused by the parser before any system call.
+        let err = TcpListener::bind_with("no-port-here", &ListenOptions::new()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
     });
 }

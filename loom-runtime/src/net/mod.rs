@@ -23,6 +23,6 @@ mod udp;
 mod unix;
 
 pub use addr::{SocketAddrs, ToSocketAddrs};
-pub use tcp::{DEFAULT_BACKLOG, Incoming, TcpListener, TcpStream};
+pub use tcp::{DEFAULT_BACKLOG, Incoming, ListenOptions, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UCred, UnixDatagram, UnixIncoming, UnixListener, UnixStream};

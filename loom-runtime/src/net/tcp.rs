@@ -20,6 +20,76 @@ pub const DEFAULT_BACKLOG: i32 = 1024;
 /// descriptors.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Options for [`TcpListener::bind_with`]: `SO_REUSEPORT` and the
+/// `listen(2)` backlog.
+///
+/// # Examples
+///
+/// A listener that shares its port with the other loops' listeners, with
+/// a deeper queue for connection bursts:
+///
+/// ```
+/// use loom::net::{ListenOptions, TcpListener};
+///
+/// loom::Runtime::builder().build()?.run(|| -> std::io::Result<()> {
+///     let options = ListenOptions::new().reuse_port(true).backlog(4096);
+///     let listener = TcpListener::bind_with("127.0.0.1:0", &options)?;
+///     assert!(listener.local_addr()?.port() != 0);
+///     Ok(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ListenOptions {
+    reuse_port: bool,
+    /// Already clamped to what `listen(2)` takes.
+    backlog: i32,
+}
+
+impl ListenOptions {
+    /// No `SO_REUSEPORT`; a backlog of [`DEFAULT_BACKLOG`] — what
+    /// [`TcpListener::bind`] uses.
+    pub fn new() -> ListenOptions {
+        ListenOptions {
+            reuse_port: false,
+            backlog: DEFAULT_BACKLOG,
+        }
+    }
+
+    /// Sets `SO_REUSEPORT`, so several listeners — one per loop in a
+    /// thread-per-core server — can bind the same address. Every one of
+    /// them must set it, and on Linux they must belong to the same
+    /// effective user.
+    ///
+    /// Linux spreads incoming connections over the group by a hash of
+    /// each connection's addresses and ports. macOS and the BSDs let the
+    /// listeners share the port but do not balance between them (one of
+    /// them receives the connections; FreeBSD's separate `SO_REUSEPORT_LB`,
+    /// not set here, would balance), so there one listener handing streams
+    /// to the other loops is the better shape.
+    #[must_use]
+    pub fn reuse_port(mut self, on: bool) -> ListenOptions {
+        self.reuse_port = on;
+        self
+    }
+
+    /// Sets how many connections may wait to be accepted (`listen(2)`'s
+    /// backlog); values past `i32::MAX` are clamped to it. The kernel caps
+    /// it further, silently: at `net.core.somaxconn` on Linux (4096 since
+    /// 5.4, 128 before), `kern.ipc.somaxconn` on macOS and the BSDs.
+    #[must_use]
+    pub fn backlog(mut self, backlog: u32) -> ListenOptions {
+        self.backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+        self
+    }
+}
+
+impl Default for ListenOptions {
+    fn default() -> ListenOptions {
+        ListenOptions::new()
+    }
+}
+
 /// A TCP socket server, listening for connections.
 ///
 /// `accept` suspends only the calling fiber. When the process runs out of
@@ -58,26 +128,82 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Binds to `addr` (with `SO_REUSEADDR`, like std) and listens.
+    /// Binds to `addr` (with `SO_REUSEADDR`, like std) and listens, with
+    /// [`ListenOptions::new`]'s defaults; see [`bind_with`](Self::bind_with).
     ///
     /// # Errors
     /// `AddrInUse`, `AddrNotAvailable`, `PermissionDenied`, as the kernel
     /// reports them; the resolver's errors for host names.
     #[track_caller]
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        addr::each_addr(&addr, |addr| TcpListener::bind_one(addr, DEFAULT_BACKLOG))
+        TcpListener::bind_with(addr, &ListenOptions::new())
     }
 
-    fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    /// Binds to `addr` (with `SO_REUSEADDR`, like std) and listens, as
+    /// `options` say. Each address `addr` resolves to is tried in turn.
+    ///
+    /// With [`reuse_port`](ListenOptions::reuse_port), a thread-per-core
+    /// server binds one listener per loop to the same address; each loop
+    /// then accepts only its own share of the connections, and no fiber
+    /// ever touches another thread's socket.
+    ///
+    /// # Errors
+    /// `AddrInUse` (the port is taken by a listener without
+    /// `reuse_port`, or this one lacks it), `AddrNotAvailable` (no
+    /// interface has that address), `PermissionDenied` (a privileged
+    /// port), as the kernel reports them; `InvalidInput` or the resolver's
+    /// errors for an address that does not parse or resolve.
+    ///
+    /// # Examples
+    ///
+    /// Two listeners sharing one port; in a server each would run on its
+    /// own thread's runtime.
+    ///
+    /// ```
+    /// use loom::net::{ListenOptions, TcpListener, TcpStream};
+    ///
+    /// loom::Runtime::builder().build()?.run(|| -> std::io::Result<()> {
+    ///     let options = ListenOptions::new().reuse_port(true);
+    ///     let first = TcpListener::bind_with("127.0.0.1:0", &options)?;
+    ///     let addr = first.local_addr()?;
+    ///     let second = TcpListener::bind_with(addr, &options)?;
+    ///     assert_eq!(second.local_addr()?, addr);
+    ///
+    ///     let _client = TcpStream::connect(addr)?;
+    ///     // The kernel queued the connection on one of the two; the other
+    ///     // listener's accept waits until it is cancelled.
+    ///     let first = loom::spawn(move || first.accept().is_ok());
+    ///     let second = loom::spawn(move || second.accept().is_ok());
+    ///     loom::time::sleep(std::time::Duration::from_millis(100))?;
+    ///     first.cancel();
+    ///     second.cancel();
+    ///     let accepted = [first.join().unwrap(), second.join().unwrap()];
+    ///     assert_eq!(accepted.iter().filter(|&&ok| ok).count(), 1);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn bind_with<A: ToSocketAddrs>(
+        addr: A,
+        options: &ListenOptions,
+    ) -> io::Result<TcpListener> {
+        addr::each_addr(&addr, |addr| TcpListener::bind_one(addr, options))
+    }
+
+    fn bind_one(addr: SocketAddr, options: &ListenOptions) -> io::Result<TcpListener> {
         let socket = Socket::new(
             addr::domain_of(&addr),
             libc::SOCK_STREAM,
             "TcpListener::bind",
         )?;
         socket.set_int(libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        if options.reuse_port {
+            socket.set_int(libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+        }
         let raw = addr::to_raw(addr);
         syscall!(bind(socket.fd(), (&raw const raw.storage).cast(), raw.len))?;
-        syscall!(listen(socket.fd(), backlog))?;
+        syscall!(listen(socket.fd(), options.backlog))?;
         Ok(TcpListener::from_socket(socket))
     }
 
