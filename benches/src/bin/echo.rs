@@ -12,6 +12,7 @@
 //!   --warmup s      warm-up before each window (default: 0.25)
 //!   --rounds n      rounds (default: 5)
 //!   --retries n     re-measurements of a noisy sample (default: 3)
+//!   --server-threads n  threads per server (default: 1; see below)
 //!   --quick         smoke run: --secs 0.2 --warmup 0.05 --rounds 1 --retries 0
 //!   --strace        count server syscalls per message instead (needs strace)
 //! ```
@@ -48,6 +49,24 @@
 //! quietest attempt kept; samples that stayed noisy are counted at the end.
 //! Neighbours depress `msgs_per_s` far more than `server_cpu_us_per_msg`.
 //!
+//! With `--server-threads N` (N > 1) each server runs N threads (tokio: a
+//! `multi_thread` runtime with N workers; monoio: N threads, each its own
+//! runtime and its own `SO_REUSEPORT` listener on the same port; may: N
+//! workers; loom: see `loom_multi_loop_server` in the servers module) and
+//! is not pinned to one CPU: it may run on CPUs `0..N`, which include the
+//! load generator's CPU 1, so the client shares those cores with the
+//! server (a note on stderr says so). Result lines then carry
+//! `server_threads=<N>` after `conns=`, and "other load" is measured over
+//! CPUs `0..N`. An impl that cannot run with N threads (yet) is skipped,
+//! with one line on stdout:
+//!
+//! ```text
+//! skip impl=<impl> reason=<rest of the line>
+//! ```
+//!
+//! With N = 1 (the default) nothing of this applies and the output is as
+//! described above.
+//!
 //! With `--strace`, each server instead runs the warm-up, is let go idle
 //! (the client stops sending and collects the outstanding echoes), gets
 //! `strace -c -f -p <pid>` attached, and then serves one window of load
@@ -81,7 +100,7 @@ use std::time::{Duration, Instant};
 
 use loom_benches::echo::client::Client;
 use loom_benches::echo::strace::Strace;
-use loom_benches::echo::{CLIENT_CPU, Impl, SERVER_CPU, servers, sys};
+use loom_benches::echo::{CLIENT_CPU, Impl, bench_cpus, server_cpus, servers, sys};
 
 /// Share of the two benchmark CPUs taken by anything but the server and
 /// the client above which a measurement is flagged as noisy on stderr.
@@ -96,7 +115,11 @@ const STRACE_ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--server") {
-        return server_main(args.get(1).map(String::as_str).unwrap_or(""));
+        let threads = match args.get(2..) {
+            Some([flag, n]) if flag == "--threads" => n.parse().unwrap_or(0),
+            _ => 1,
+        };
+        return server_main(args.get(1).map(String::as_str).unwrap_or(""), threads);
     }
     let opts = match Options::parse(&args) {
         Ok(opts) => opts,
@@ -108,6 +131,15 @@ fn main() -> ExitCode {
     if let Err(e) = sys::pin_current_thread(CLIENT_CPU) {
         eprintln!("echo: {e}");
         return ExitCode::from(2);
+    }
+    if opts.server_threads > 1 {
+        let n = opts.server_threads;
+        eprintln!(
+            "note: --server-threads {n}: the servers are not pinned to one CPU; they run on \
+             CPUs 0-{}, and the load generator (pinned to CPU {CLIENT_CPU}) shares those {n} \
+             cores with them",
+            n - 1
+        );
     }
     let ok = if opts.strace {
         run_strace(&opts)
@@ -122,8 +154,8 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: echo [--impl a,b] [--msg 64,4096] [--conns 1,16,256] [--secs S] \
-[--warmup S] [--rounds N] [--retries N] [--quick] [--strace]
-       echo --server <impl>   (internal: run one server)
+[--warmup S] [--rounds N] [--retries N] [--server-threads N] [--quick] [--strace]
+       echo --server <impl> [--threads N]   (internal: run one server)
 impls: loom-io_uring, loom-epoll, tokio, monoio, may";
 
 // -------------------------------------------------------------- options ----
@@ -139,6 +171,8 @@ struct Options {
     rounds: usize,
     retries: usize,
     strace: bool,
+    /// Threads per server process (`--server-threads`).
+    server_threads: usize,
 }
 
 impl Options {
@@ -147,6 +181,7 @@ impl Options {
         let mut msgs = vec![64, 4096];
         let mut conns = None;
         let (mut secs, mut warmup, mut rounds, mut retries) = (None, None, None, None);
+        let mut server_threads = 1;
         let mut quick = false;
         let mut strace = false;
         let mut args = args.iter();
@@ -169,6 +204,7 @@ impl Options {
                 "--warmup" => warmup = Some(parse_num::<f64>(flag, &value()?)?),
                 "--rounds" => rounds = Some(parse_num::<usize>(flag, &value()?)?),
                 "--retries" => retries = Some(parse_num::<usize>(flag, &value()?)?),
+                "--server-threads" => server_threads = parse_num::<usize>(flag, &value()?)?,
                 "--quick" => quick = true,
                 "--strace" => strace = true,
                 "-h" | "--help" => return Err("help".into()),
@@ -184,6 +220,7 @@ impl Options {
             rounds: rounds.unwrap_or(if quick || strace { 1 } else { 5 }),
             retries: retries.unwrap_or(if quick { 0 } else { 3 }),
             strace,
+            server_threads,
         };
         if opts.impls.is_empty() || opts.msgs.is_empty() || opts.conns.is_empty() {
             return Err("--impl, --msg and --conns need at least one value".into());
@@ -193,6 +230,12 @@ impl Options {
         }
         if !(opts.secs > 0.0 && opts.warmup >= 0.0 && opts.rounds > 0) {
             return Err("--secs and --rounds must be positive, --warmup not negative".into());
+        }
+        let cpus = sys::online_cpus();
+        if !(1..=cpus).contains(&opts.server_threads) {
+            return Err(format!(
+                "--server-threads must be between 1 and the {cpus} online CPUs"
+            ));
         }
         Ok(opts)
     }
@@ -226,9 +269,12 @@ where
 
 // --------------------------------------------------------------- server ----
 
-/// `echo --server <impl>`: pin to [`SERVER_CPU`] (before any runtime starts
-/// a thread, so every thread inherits it) and serve until killed.
-fn server_main(name: &str) -> ExitCode {
+/// `echo --server <impl> [--threads N]`: pin to the server's CPUs
+/// ([`server_cpus`]: CPU 0 alone for one thread; before any runtime starts
+/// a thread, so every thread inherits the mask) and serve until killed.
+/// An impl that cannot run with `threads` threads prints
+/// `skip reason=<why>` instead of its port.
+fn server_main(name: &str, threads: usize) -> ExitCode {
     let imp: Impl = match name.parse() {
         Ok(imp) => imp,
         Err(e) => {
@@ -236,12 +282,22 @@ fn server_main(name: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = sys::pin_current_thread(SERVER_CPU) {
+    if threads == 0 {
+        eprintln!("echo --server {imp}: --threads needs a positive number");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = sys::pin_current_thread_to(&server_cpus(threads)) {
         eprintln!("echo --server {imp}: {e}");
         return ExitCode::from(2);
     }
-    match servers::serve(imp, report_port) {
+    match servers::serve(imp, threads, report_port) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+            let mut out = io::stdout().lock();
+            let _ = writeln!(out, "skip reason={e}");
+            let _ = out.flush();
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("echo --server {imp}: {e}");
             ExitCode::FAILURE
@@ -264,10 +320,23 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `echo --server <imp>` and waits for its port.
-    fn start(imp: Impl) -> io::Result<Server> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["--server", imp.name()])
+    /// Starts `echo --server <imp>` (with `--threads <threads>` if more
+    /// than one) and waits for its port; [`Failure::Skip`] if the server
+    /// says it cannot run with that many threads.
+    fn start(imp: Impl, threads: usize) -> Result<Server, Failure> {
+        Server::spawn(imp, threads).map_err(|e| match e.kind() {
+            io::ErrorKind::Unsupported => Failure::Skip(e.to_string()),
+            _ => Failure::Start(e),
+        })
+    }
+
+    fn spawn(imp: Impl, threads: usize) -> io::Result<Server> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command.args(["--server", imp.name()]);
+        if threads > 1 {
+            command.args(["--threads", &threads.to_string()]);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -284,6 +353,12 @@ impl Server {
                 child,
                 addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             }),
+            (Ok(_), None) if line.starts_with("skip reason=") => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let reason = line.trim().trim_start_matches("skip reason=");
+                Err(io::Error::new(io::ErrorKind::Unsupported, reason))
+            }
             (read, _) => {
                 let _ = child.kill();
                 let status = child.wait()?;
@@ -314,7 +389,7 @@ impl Drop for Server {
 struct Measurement {
     msgs_per_s: f64,
     server_cpu_us_per_msg: f64,
-    /// Server CPU time over wall time (1.0 = CPU 0 fully busy).
+    /// Server CPU time over wall time (1.0 = one CPU fully busy).
     server_util: f64,
     /// Client thread CPU time over wall time (1.0 = client saturated).
     client_util: f64,
@@ -326,21 +401,24 @@ struct Measurement {
 
 /// Why a measurement failed.
 enum Failure {
+    /// The server cannot run with this many threads (yet): skip this impl
+    /// from now on, with this reason.
+    Skip(String),
     /// The server did not come up: skip this impl from now on.
     Start(io::Error),
     /// Anything later: drop this sample only.
     Run(io::Error),
 }
 
-/// Waits (up to [`QUIET_TIMEOUT`]) until the benchmark CPUs are idle for
-/// 100 ms; other sessions' builds and tests share this machine.
-fn wait_quiet() -> io::Result<()> {
+/// Waits (up to [`QUIET_TIMEOUT`]) until the benchmark CPUs `cpus` are idle
+/// for 100 ms; other sessions' builds and tests share this machine.
+fn wait_quiet(cpus: &[usize]) -> io::Result<()> {
     let deadline = Instant::now() + QUIET_TIMEOUT;
     let step = Duration::from_millis(100);
     while Instant::now() < deadline {
-        let busy0 = sys::cpus_busy_ns(&[SERVER_CPU, CLIENT_CPU])?;
+        let busy0 = sys::cpus_busy_ns(cpus)?;
         std::thread::sleep(step);
-        let busy = sys::cpus_busy_ns(&[SERVER_CPU, CLIENT_CPU])? - busy0;
+        let busy = sys::cpus_busy_ns(cpus)? - busy0;
         if (busy as f64) < NOISY * step.as_nanos() as f64 {
             return Ok(());
         }
@@ -350,15 +428,16 @@ fn wait_quiet() -> io::Result<()> {
 }
 
 fn measure(imp: Impl, msg: usize, conns: usize, opts: &Options) -> Result<Measurement, Failure> {
-    wait_quiet().map_err(Failure::Run)?;
-    let server = Server::start(imp).map_err(Failure::Start)?;
+    let cpus = bench_cpus(opts.server_threads);
+    wait_quiet(&cpus).map_err(Failure::Run)?;
+    let server = Server::start(imp, opts.server_threads)?;
     let pid = server.pid();
     let run = || -> io::Result<Measurement> {
         let mut client = Client::connect(server.addr, conns, msg)?;
         client.start()?;
         client.run_until_instant(Instant::now() + Duration::from_secs_f64(opts.warmup))?;
         let threads = sys::thread_count(pid)?;
-        let busy0 = sys::cpus_busy_ns(&[SERVER_CPU, CLIENT_CPU])?;
+        let busy0 = sys::cpus_busy_ns(&cpus)?;
         let server0 = sys::process_cpu_ns(pid)?;
         let client0 = sys::thread_cpu_ns()?;
         let n0 = client.completed();
@@ -368,7 +447,7 @@ fn measure(imp: Impl, msg: usize, conns: usize, opts: &Options) -> Result<Measur
         let n = (client.completed() - n0) as f64;
         let client_ns = (sys::thread_cpu_ns()? - client0) as f64;
         let server_ns = (sys::process_cpu_ns(pid)? - server0) as f64;
-        let busy_ns = (sys::cpus_busy_ns(&[SERVER_CPU, CLIENT_CPU])? - busy0) as f64;
+        let busy_ns = (sys::cpus_busy_ns(&cpus)? - busy0) as f64;
         let threads_after = sys::thread_count(pid)?;
         if threads_after != threads {
             eprintln!(
@@ -440,6 +519,7 @@ fn run_throughput(opts: &Options) -> bool {
     let cells = opts.cells();
     let mut samples: HashMap<(Impl, usize, usize), Vec<Measurement>> = HashMap::new();
     let mut broken: HashSet<Impl> = HashSet::new();
+    let mut skipped = 0;
     let mut noisy = 0;
     for round in 0..opts.rounds {
         let mut order = opts.impls.clone();
@@ -459,6 +539,11 @@ fn run_throughput(opts: &Options) -> bool {
                     Ok(m) => {
                         noisy += usize::from(m.other_util > NOISY);
                         samples.entry((imp, msg, conns)).or_default().push(m);
+                    }
+                    Err(Failure::Skip(reason)) => {
+                        print_skip(imp, &reason);
+                        broken.insert(imp);
+                        skipped += 1;
                     }
                     Err(Failure::Start(e)) => {
                         eprintln!("{imp}: server failed to start, skipping it: {e}");
@@ -489,6 +574,7 @@ fn run_throughput(opts: &Options) -> bool {
         let mut cpu: Vec<f64> = s.iter().map(|m| m.server_cpu_us_per_msg).collect();
         Some((median(&mut rate), median(&mut cpu)))
     };
+    let threads = threads_field(opts);
     let mut out = io::stdout().lock();
     let mut printed = 0;
     for &(msg, conns) in &cells {
@@ -499,7 +585,7 @@ fn run_throughput(opts: &Options) -> bool {
             };
             let _ = writeln!(
                 out,
-                "bench=echo impl={imp} msg={msg} conns={conns} msgs_per_s={rate:.1} \
+                "bench=echo impl={imp} msg={msg} conns={conns}{threads} msgs_per_s={rate:.1} \
                  server_cpu_us_per_msg={cpu:.3} ratio_vs_tokio={:.3}",
                 rate / tokio
             );
@@ -507,7 +593,24 @@ fn run_throughput(opts: &Options) -> bool {
         }
     }
     let _ = out.flush();
-    printed == cells.len() * opts.impls.len()
+    printed == cells.len() * (opts.impls.len() - skipped)
+}
+
+/// ` server_threads=<N>` for result lines when N > 1, else nothing.
+fn threads_field(opts: &Options) -> String {
+    if opts.server_threads > 1 {
+        format!(" server_threads={}", opts.server_threads)
+    } else {
+        String::new()
+    }
+}
+
+/// The stdout line for an impl skipped because it cannot run with
+/// `--server-threads` threads.
+fn print_skip(imp: Impl, reason: &str) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "skip impl={imp} reason={reason}");
+    let _ = out.flush();
 }
 
 // --------------------------------------------------------------- strace ----
@@ -519,7 +622,7 @@ fn count_syscalls(
     conns: usize,
     opts: &Options,
 ) -> Result<(f64, Vec<(String, f64)>), Failure> {
-    let server = Server::start(imp).map_err(Failure::Start)?;
+    let server = Server::start(imp, opts.server_threads)?;
     let pid = server.pid();
     let run = || -> io::Result<(f64, Vec<(String, f64)>)> {
         let mut client = Client::connect(server.addr, conns, msg)?;
@@ -564,7 +667,7 @@ fn count_syscalls(
 fn run_strace(opts: &Options) -> bool {
     let mut ok = true;
     let mut broken: HashSet<Impl> = HashSet::new();
-    let mut out = io::stdout().lock();
+    let threads = threads_field(opts);
     for (msg, conns) in opts.cells() {
         for &imp in &opts.impls {
             if broken.contains(&imp) {
@@ -578,12 +681,17 @@ fn run_strace(opts: &Options) -> bool {
                         .map(|(name, n)| format!("{name}={n:.3}"))
                         .collect();
                     eprintln!("  per msg: {}", top.join(" "));
+                    let mut out = io::stdout().lock();
                     let _ = writeln!(
                         out,
-                        "bench=echo_syscalls impl={imp} msg={msg} conns={conns} \
+                        "bench=echo_syscalls impl={imp} msg={msg} conns={conns}{threads} \
                          syscalls_per_msg={total:.3}"
                     );
                     let _ = out.flush();
+                }
+                Err(Failure::Skip(reason)) => {
+                    print_skip(imp, &reason);
+                    broken.insert(imp);
                 }
                 Err(Failure::Start(e)) => {
                     eprintln!("{imp}: server failed to start, skipping it: {e}");

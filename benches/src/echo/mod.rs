@@ -18,10 +18,30 @@ pub mod sys;
 use std::fmt;
 use std::str::FromStr;
 
-/// CPU the server process is pinned to.
+/// CPU the server process is pinned to (with one server thread).
 pub const SERVER_CPU: usize = 0;
 /// CPU the load generator (the harness process) is pinned to.
 pub const CLIENT_CPU: usize = 1;
+
+/// CPUs a server with `threads` threads may run on: [`SERVER_CPU`] alone
+/// for one thread; CPUs `0..threads` otherwise, which include
+/// [`CLIENT_CPU`], so the load generator shares them with the server.
+pub fn server_cpus(threads: usize) -> Vec<usize> {
+    if threads <= 1 {
+        vec![SERVER_CPU]
+    } else {
+        (0..threads).collect()
+    }
+}
+
+/// The CPUs a measurement involves: the server's and the client's.
+pub fn bench_cpus(threads: usize) -> Vec<usize> {
+    let mut cpus = server_cpus(threads);
+    if !cpus.contains(&CLIENT_CPU) {
+        cpus.push(CLIENT_CPU);
+    }
+    cpus
+}
 
 /// Size of every server's per-connection read buffer.
 pub const SERVER_BUF: usize = 16 * 1024;
@@ -33,11 +53,12 @@ pub enum Impl {
     LoomIoUring,
     /// loom on its epoll backend.
     LoomEpoll,
-    /// tokio, `current_thread` runtime.
+    /// tokio, `current_thread` runtime (`multi_thread` with N workers for
+    /// N server threads).
     Tokio,
-    /// monoio, io_uring driver.
+    /// monoio, io_uring driver (one runtime per server thread).
     Monoio,
-    /// may with one worker thread.
+    /// may with one worker thread (N workers for N server threads).
     May,
 }
 

@@ -8,28 +8,70 @@
 //!
 //! The stackful implementations (loom, may) keep the buffer on the fiber's
 //! stack and get 64 KiB stacks (loom's default; may's is raised to match).
+//!
+//! With more than one server thread (`threads` > 1): tokio runs a
+//! `multi_thread` runtime with that many workers (one listener, the
+//! accept loop on the calling thread, connection tasks on the workers);
+//! monoio runs that many threads, each its own runtime with its own
+//! listener on the same port (`SO_REUSEPORT`: the kernel spreads incoming
+//! connections over the listeners by a hash of the 4-tuple, so the split
+//! need not be even); may runs that many workers; loom goes through
+//! [`loom_multi_loop_server`].
 
 use std::io::{self, Read, Write};
+use std::sync::mpsc;
 
 use super::{Impl, SERVER_BUF};
 
 /// Called once with the listening port.
 pub type Report = fn(u16);
 
-/// Runs the echo server `imp` on the calling thread, forever.
+/// Runs the echo server `imp` with `threads` server threads (see the module
+/// docs), forever.
 ///
 /// # Errors
 ///
 /// Failing to start the runtime or to bind; an accept error. A failing
-/// connection only ends that connection.
-pub fn serve(imp: Impl, report: Report) -> io::Result<()> {
+/// connection only ends that connection. An error of kind
+/// [`io::ErrorKind::Unsupported`] means `imp` cannot run with `threads`
+/// threads (yet); the harness then skips it.
+pub fn serve(imp: Impl, threads: usize, report: Report) -> io::Result<()> {
     match imp {
+        Impl::LoomIoUring if threads > 1 => {
+            loom_multi_loop_server(loom::rt::Backend::IoUring, threads, report)
+        }
+        Impl::LoomEpoll if threads > 1 => {
+            loom_multi_loop_server(loom::rt::Backend::Epoll, threads, report)
+        }
         Impl::LoomIoUring => loom_server(loom::rt::Backend::IoUring, report),
         Impl::LoomEpoll => loom_server(loom::rt::Backend::Epoll, report),
-        Impl::Tokio => tokio_server(report),
+        Impl::Tokio => tokio_server(threads, report),
+        Impl::Monoio if threads > 1 => monoio_multi_server(threads, report),
         Impl::Monoio => monoio_server(report),
-        Impl::May => may_server(report),
+        Impl::May => may_server(threads, report),
     }
+}
+
+// ===================================================================== //
+// loom with `threads` > 1: THE PLACE TO FILL IN.                         //
+// ===================================================================== //
+
+/// loom on `backend` with `threads` event loops, one fiber per connection.
+///
+/// Not built yet: returns an [`io::ErrorKind::Unsupported`] error, on which
+/// the server process tells the harness to skip this impl (the harness
+/// prints `skip impl=loom-... reason=not built yet`). To fill in: bind (or
+/// bind per loop, e.g. with `SO_REUSEPORT` as [`monoio_multi_server`] does),
+/// call `report(port)` once every listener is bound, and serve forever;
+/// [`reuseport_threads`] runs one copy per thread if each loop gets its own
+/// listener.
+fn loom_multi_loop_server(
+    backend: loom::rt::Backend,
+    threads: usize,
+    report: Report,
+) -> io::Result<()> {
+    let _ = (backend, threads, report);
+    Err(io::Error::new(io::ErrorKind::Unsupported, "not built yet"))
 }
 
 /// loom on `backend`, one fiber per connection.
@@ -56,13 +98,21 @@ fn loom_server(backend: loom::rt::Backend, report: Report) -> io::Result<()> {
     })
 }
 
-/// tokio, `current_thread` runtime, one task per connection.
-fn tokio_server(report: Report) -> io::Result<()> {
+/// tokio, one task per connection: a `current_thread` runtime, or with
+/// `threads` > 1 a `multi_thread` runtime with `threads` workers.
+fn tokio_server(threads: usize, report: Report) -> io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
+    let rt = if threads > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_io()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?
+    };
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         report(listener.local_addr()?.port());
@@ -115,14 +165,122 @@ fn monoio_server(report: Report) -> io::Result<()> {
     })
 }
 
+/// monoio with `threads` threads, each its own io_uring runtime and its own
+/// listener on the same port (`SO_REUSEPORT`), serving the connections its
+/// listener accepts exactly as [`monoio_server`] does.
+fn monoio_multi_server(threads: usize, report: Report) -> io::Result<()> {
+    reuseport_threads("monoio", threads, report, monoio_thread)
+}
+
+/// One thread of [`monoio_multi_server`].
+fn monoio_thread(port: u16, bound: &mut dyn FnMut(u16)) -> io::Result<()> {
+    use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+
+    let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().build()?;
+    rt.block_on(async move {
+        let opts = monoio::net::ListenerOpts::new().reuse_port(true);
+        let listener = monoio::net::TcpListener::bind_with_config(("127.0.0.1", port), &opts)?;
+        bound(listener.local_addr()?.port());
+        loop {
+            let (mut stream, _peer) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            monoio::spawn(async move {
+                let mut buf = Vec::with_capacity(SERVER_BUF);
+                loop {
+                    let (res, b) = stream.read(buf).await;
+                    buf = b;
+                    if res? == 0 {
+                        return io::Result::Ok(());
+                    }
+                    let (res, b) = stream.write_all(buf).await;
+                    buf = b;
+                    res?;
+                    buf.clear();
+                }
+            });
+        }
+    })
+}
+
+/// One thread of a [`reuseport_threads`] server: binds `127.0.0.1:port`
+/// with `SO_REUSEPORT` (port 0: any free port), calls `bound` with the
+/// bound port, then serves forever.
+pub type ServeThread = fn(port: u16, bound: &mut dyn FnMut(u16)) -> io::Result<()>;
+
+/// What a [`reuseport_threads`] thread tells the coordinating thread.
+enum ThreadEvent {
+    Bound(u16),
+    Exited(io::Result<()>),
+}
+
+/// Runs `threads` threads named `<name>-<i>`, each running `serve`: thread 0
+/// binds any free port; once it has, the others bind the same one; once all
+/// have, calls `report(port)` (so no connection can arrive before every
+/// listener is there). Returns when the first thread exits, with its result.
+fn reuseport_threads(
+    name: &str,
+    threads: usize,
+    report: Report,
+    serve: ServeThread,
+) -> io::Result<()> {
+    let (tx, rx) = mpsc::channel::<ThreadEvent>();
+    let spawn = |i: usize, port: u16| -> io::Result<()> {
+        let tx = tx.clone();
+        std::thread::Builder::new()
+            .name(format!("{name}-{i}"))
+            .spawn(move || {
+                let ready = tx.clone();
+                let mut bound = move |port: u16| {
+                    let _ = ready.send(ThreadEvent::Bound(port));
+                };
+                let result = serve(port, &mut bound);
+                let _ = tx.send(ThreadEvent::Exited(result));
+            })
+            .map(drop)
+    };
+    let exited = |result: io::Result<()>| {
+        result.and(Err(io::Error::other(
+            "a server thread stopped before every listener was bound",
+        )))
+    };
+    let recv = |rx: &mpsc::Receiver<ThreadEvent>| {
+        rx.recv()
+            .map_err(|_| io::Error::other("a server thread panicked"))
+    };
+    spawn(0, 0)?;
+    let port = match recv(&rx)? {
+        ThreadEvent::Bound(port) => port,
+        ThreadEvent::Exited(result) => return exited(result),
+    };
+    for i in 1..threads {
+        spawn(i, port)?;
+    }
+    // Only the threads hold senders now: if they all die, `recv` fails.
+    drop(tx);
+    for _ in 1..threads {
+        match recv(&rx)? {
+            ThreadEvent::Bound(_) => {}
+            ThreadEvent::Exited(result) => return exited(result),
+        }
+    }
+    report(port);
+    loop {
+        if let ThreadEvent::Exited(result) = recv(&rx)? {
+            return result;
+        }
+    }
+}
+
 /// may's stack size, in words: 64 KiB, like loom's default.
 const MAY_STACK_WORDS: usize = 64 * 1024 / size_of::<usize>();
 
-/// may with one worker thread, one coroutine per connection; the accept
-/// loop is a coroutine too.
-fn may_server(report: Report) -> io::Result<()> {
-    may::config().set_workers(1).set_stack_size(MAY_STACK_WORDS);
-    // The process is already pinned; let may's worker inherit that mask.
+/// may with `threads` worker threads (normally one), one coroutine per
+/// connection; the accept loop is a coroutine too.
+fn may_server(threads: usize, report: Report) -> io::Result<()> {
+    may::config()
+        .set_workers(threads)
+        .set_stack_size(MAY_STACK_WORDS);
+    // The process is already pinned; let may's workers inherit that mask.
     may::config().set_worker_pin(false);
     let listener = may::net::TcpListener::bind("127.0.0.1:0")?;
     report(listener.local_addr()?.port());
@@ -142,14 +300,14 @@ fn may_server(report: Report) -> io::Result<()> {
             };
             // SAFETY: `may::coroutine::spawn` is unsafe because a coroutine
             // may migrate between worker threads, which breaks code that
-            // caches thread-local addresses. There is a single worker, and
-            // the closure uses no thread-locals of its own (only may's
-            // sockets). This is what `may::go!` expands to. Dropping the
+            // caches thread-local addresses. The closure uses no
+            // thread-locals of its own (only may's sockets), so migrating
+            // (with more than one worker) is harmless. This is what `may::go!` expands to. Dropping the
             // handle detaches the coroutine.
             drop(unsafe { may::coroutine::spawn(echo) });
         }
     };
-    // SAFETY: as above: one worker, no thread-locals of our own.
+    // SAFETY: as above: no thread-locals of our own.
     let acceptor = unsafe { may::coroutine::spawn(acceptor) };
     acceptor
         .join()

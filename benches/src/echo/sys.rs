@@ -6,19 +6,29 @@ use std::io;
 /// Pins the calling thread to `cpu`. Threads it creates afterwards inherit
 /// the mask, so calling this first thing in `main` pins the whole process.
 pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
-    if cpu >= libc::CPU_SETSIZE as usize {
+    pin_current_thread_to(&[cpu])
+}
+
+/// Restricts the calling thread (and the threads it creates afterwards) to
+/// the CPUs `cpus`; see [`pin_current_thread`].
+pub fn pin_current_thread_to(cpus: &[usize]) -> io::Result<()> {
+    let names: Vec<String> = cpus.iter().map(usize::to_string).collect();
+    let names = names.join(",");
+    if cpus.is_empty() || cpus.iter().any(|&cpu| cpu >= libc::CPU_SETSIZE as usize) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("CPU {cpu} is out of range"),
+            format!("CPU {names} is out of range"),
         ));
     }
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set = unsafe { std::mem::zeroed::<libc::cpu_set_t>() };
-    // SAFETY: CPU_ZERO/CPU_SET write within `set`; `cpu` < CPU_SETSIZE was
-    // checked above.
+    // SAFETY: CPU_ZERO/CPU_SET write within `set`; every `cpu` <
+    // CPU_SETSIZE was checked above.
     unsafe {
         libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
     }
     // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the
     // calling thread.
@@ -27,10 +37,17 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
         let e = io::Error::last_os_error();
         return Err(io::Error::new(
             e.kind(),
-            format!("cannot pin to CPU {cpu}: {e}"),
+            format!("cannot pin to CPU {names}: {e}"),
         ));
     }
     Ok(())
+}
+
+/// Number of CPUs online.
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf only reads a system parameter.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
 }
 
 /// The first field of a `schedstat` file: nanoseconds spent on a CPU.
