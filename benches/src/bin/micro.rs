@@ -207,6 +207,12 @@ const CASES: &[Case] = &[
     },
     Case {
         bench: "spawn_on_join",
+        imp: "loom",
+        ops: SPAWN_ON_OPS,
+        run: loom_spawn_on_join,
+    },
+    Case {
+        bench: "spawn_on_join",
         imp: "tokio",
         ops: SPAWN_ON_OPS,
         run: tokio_spawn_on_join,
@@ -530,6 +536,40 @@ fn loom_spawn_join() -> Sample {
                 loom::spawn(|| ()).join().expect("loom fiber panicked");
             }
         })
+    })
+}
+
+/// Two loops pinned to CPUs 0 and 1 (if this process may use both).
+fn loom_two_loops() -> loom::Runtime {
+    let builder = loom::Runtime::builder().threads(2);
+    builder
+        .clone()
+        .pin(true)
+        .build()
+        .or_else(|e| {
+            eprintln!("micro: loom loops not pinned: {e}");
+            builder.build()
+        })
+        .expect("failed to build loom runtime")
+}
+
+/// Loop 0 spawns an empty fiber on loop 1 and joins it, `n` times.
+fn loom_spawn_on_join() -> Sample {
+    loom_two_loops().run(|| {
+        let sample = best_of(SPAWN_ON_OPS, |n| {
+            for _ in 0..black_box(n) {
+                loom::spawn_on(1, || ()).join().expect("loom fiber panicked");
+            }
+        });
+        let parent_cpu = current_cpu();
+        let crossed = (0..PROBE_OPS)
+            .map(|_| {
+                let child_cpu = loom::spawn_on(1, current_cpu).join().expect("panicked");
+                u64::from(child_cpu != parent_cpu)
+            })
+            .sum();
+        report_probe("spawn_on_join", "loom", crossed, PROBE_OPS);
+        sample
     })
 }
 

@@ -15,8 +15,8 @@
 //! monoio runs that many threads, each its own runtime with its own
 //! listener on the same port (`SO_REUSEPORT`: the kernel spreads incoming
 //! connections over the listeners by a hash of the 4-tuple, so the split
-//! need not be even); may runs that many workers; loom goes through
-//! [`loom_multi_loop_server`].
+//! need not be even); may runs that many workers; loom runs that many
+//! loops, each with its own `SO_REUSEPORT` listener, like monoio.
 
 use std::io::{self, Read, Write};
 use std::sync::mpsc;
@@ -52,26 +52,59 @@ pub fn serve(imp: Impl, threads: usize, report: Report) -> io::Result<()> {
     }
 }
 
-// ===================================================================== //
-// loom with `threads` > 1: THE PLACE TO FILL IN.                         //
-// ===================================================================== //
-
-/// loom on `backend` with `threads` event loops, one fiber per connection.
-///
-/// Not built yet: returns an [`io::ErrorKind::Unsupported`] error, on which
-/// the server process tells the harness to skip this impl (the harness
-/// prints `skip impl=loom-... reason=not built yet`). To fill in: bind (or
-/// bind per loop, e.g. with `SO_REUSEPORT` as [`monoio_multi_server`] does),
-/// call `report(port)` once every listener is bound, and serve forever;
-/// [`reuseport_threads`] runs one copy per thread if each loop gets its own
-/// listener.
+/// loom on `backend` with `threads` loops: every loop binds its own
+/// `SO_REUSEPORT` listener on the same port and serves the connections the
+/// kernel hands it, one fiber per connection (thread-per-core).
 fn loom_multi_loop_server(
     backend: loom::rt::Backend,
     threads: usize,
     report: Report,
 ) -> io::Result<()> {
-    let _ = (backend, threads, report);
-    Err(io::Error::new(io::ErrorKind::Unsupported, "not built yet"))
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let rt = loom::Runtime::builder()
+        .backend(backend)
+        .threads(threads)
+        .build()?;
+    rt.run(move || -> io::Result<()> {
+        let options = loom::net::ListenOptions::new().reuse_port(true);
+        let first = loom::net::TcpListener::bind_with("127.0.0.1:0", &options)?;
+        let port = first.local_addr()?.port();
+        let bound = Arc::new(AtomicUsize::new(1));
+        for index in 1..threads {
+            let bound = Arc::clone(&bound);
+            let options = options.clone();
+            drop(loom::spawn_on(index, move || -> io::Result<()> {
+                let listener = loom::net::TcpListener::bind_with(("127.0.0.1", port), &options)?;
+                bound.fetch_add(1, Ordering::SeqCst);
+                loom_accept_loop(&listener)
+            }));
+        }
+        while bound.load(Ordering::SeqCst) < threads {
+            loom::time::sleep(std::time::Duration::from_millis(1))?;
+        }
+        report(port);
+        loom_accept_loop(&first)
+    })
+}
+
+/// Accepts forever, one echo fiber per connection on the current loop.
+fn loom_accept_loop(listener: &loom::net::TcpListener) -> io::Result<()> {
+    loop {
+        let (mut stream, _peer) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        loom::spawn(move || -> io::Result<()> {
+            let mut buf = [0u8; SERVER_BUF];
+            loop {
+                let n = stream.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                stream.write_all(&buf[..n])?;
+            }
+        });
+    }
 }
 
 /// loom on `backend`, one fiber per connection.
@@ -79,22 +112,8 @@ fn loom_server(backend: loom::rt::Backend, report: Report) -> io::Result<()> {
     let rt = loom::Runtime::builder().backend(backend).build()?;
     rt.run(move || -> io::Result<()> {
         let listener = loom::net::TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        report(port);
-        loop {
-            let (mut stream, _peer) = listener.accept()?;
-            stream.set_nodelay(true)?;
-            loom::spawn(move || -> io::Result<()> {
-                let mut buf = [0u8; SERVER_BUF];
-                loop {
-                    let n = stream.read(&mut buf)?;
-                    if n == 0 {
-                        return Ok(());
-                    }
-                    stream.write_all(&buf[..n])?;
-                }
-            });
-        }
+        report(listener.local_addr()?.port());
+        loom_accept_loop(&listener)
     })
 }
 

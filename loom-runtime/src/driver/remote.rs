@@ -194,15 +194,19 @@ impl Remote {
         self.mailbox.has_messages()
     }
 
-    /// Opens every waiting message, oldest first. Loop thread only.
-    pub(crate) fn drain(&self, lp: &EventLoop) {
+    /// Opens every waiting message, oldest first, and returns how many
+    /// there were. Loop thread only.
+    pub(crate) fn drain(&self, lp: &EventLoop) -> usize {
+        let mut opened = 0;
         for node in self.mailbox.take_all() {
             let envelope = node.cast::<Envelope>();
             // SAFETY: every node in the mailbox heads an Envelope (`send`
             // is the only producer) that stays valid until opened; `open`
             // is read before the message is handed on.
             unsafe { (envelope.as_ref().open)(envelope, Some(lp)) };
+            opened += 1;
         }
+        opened
     }
 
     /// Refuses further messages and disposes of the waiting ones. Called

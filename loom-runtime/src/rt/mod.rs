@@ -38,6 +38,9 @@ pub const DEFAULT_STACK_BYTES: usize = 64 * 1024;
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default io_uring submission-queue size (the completion queue is 4×).
 pub const DEFAULT_RING_ENTRIES: u32 = 1024;
+/// Default time an idle loop watches its mailbox before parking, while
+/// messages from other threads are flowing (see [`Builder::idle_spin`]).
+pub const DEFAULT_IDLE_SPIN: Duration = Duration::from_micros(50);
 /// The most loops one runtime may have.
 pub const MAX_THREADS: usize = 1024;
 
@@ -102,6 +105,7 @@ pub struct Builder {
     stack_bytes: usize,
     pin: Pin,
     shutdown_timeout: Duration,
+    idle_spin: Duration,
     backend: Backend,
     ring_entries: u32,
 }
@@ -127,6 +131,7 @@ impl Builder {
             stack_bytes: DEFAULT_STACK_BYTES,
             pin: Pin::No,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            idle_spin: DEFAULT_IDLE_SPIN,
             backend: Backend::Auto,
             ring_entries: DEFAULT_RING_ENTRIES,
         }
@@ -200,6 +205,17 @@ impl Builder {
     /// are abandoned: never resumed again, their stacks leaked (logged).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Builder {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How long a loop with nothing to run keeps watching its mailbox
+    /// before it parks in the kernel (default [`DEFAULT_IDLE_SPIN`]) — only
+    /// when its previous wake-up was a message from another thread, i.e.
+    /// while cross-loop traffic (channels, `spawn_on`) flows. Waking a
+    /// parked loop costs a system call on the sender's side and a kernel
+    /// wake-up on the loop's; `Duration::ZERO` never spins.
+    pub fn idle_spin(mut self, spin: Duration) -> Builder {
+        self.idle_spin = spin;
         self
     }
 
@@ -284,6 +300,7 @@ impl Builder {
             config: LoopConfig {
                 stack_bytes,
                 shutdown_timeout: self.shutdown_timeout,
+                idle_spin: self.idle_spin,
             },
         })
     }
