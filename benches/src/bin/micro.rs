@@ -171,6 +171,12 @@ const CASES: &[Case] = &[
     },
     Case {
         bench: "channel_pingpong_local",
+        imp: "loom",
+        ops: LOCAL_TRIPS,
+        run: loom_pingpong_local,
+    },
+    Case {
+        bench: "channel_pingpong_local",
         imp: "may",
         ops: LOCAL_TRIPS,
         run: may_pingpong_local,
@@ -180,6 +186,12 @@ const CASES: &[Case] = &[
         imp: "tokio",
         ops: LOCAL_TRIPS,
         run: tokio_pingpong_local,
+    },
+    Case {
+        bench: "channel_pingpong_cross",
+        imp: "loom",
+        ops: CROSS_TRIPS,
+        run: loom_pingpong_cross,
     },
     Case {
         bench: "channel_pingpong_cross",
@@ -499,12 +511,53 @@ fn pong<const PROBE: bool>(tx: impl Put, rx: impl Take) -> u64 {
 }
 
 // ---------------------------------------------------------------- loom ----
-//
-// `channel_pingpong_local`, `channel_pingpong_cross` and `spawn_on_join`
-// have no loom row yet: each takes one function here and one `Case`. With
-// blocking channels the ends are `ping` / `pong` above (implement
-// `Put` / `Take` for the channel halves); the cross rows should also report
-// a probe pass (`report_probe`).
+
+impl<F: loom::sync::Flavour> Put for loom::sync::mpsc::Sender<u64, F> {
+    fn put(&self, v: u64) {
+        self.send(v).expect("loom channel: receiver gone");
+    }
+}
+
+impl<F: loom::sync::Flavour> Take for loom::sync::mpsc::Receiver<u64, F> {
+    fn take(&self) -> Option<u64> {
+        self.recv().ok()
+    }
+}
+
+/// Two fibers of one loop, through two local (no atomics) channels of
+/// capacity 1, like tokio's.
+fn loom_pingpong_local() -> Sample {
+    loom_runtime().run(|| {
+        best_of(LOCAL_TRIPS, |n| {
+            let (tx_ab, rx_ab) = loom::sync::local::mpsc::channel(TOKIO_CHANNEL_CAP);
+            let (tx_ba, rx_ba) = loom::sync::local::mpsc::channel(TOKIO_CHANNEL_CAP);
+            let b = loom::spawn(move || pong::<false>(tx_ba, rx_ab));
+            let a = loom::spawn(move || ping::<false>(n, tx_ab, rx_ba));
+            a.join().expect("loom fiber panicked");
+            b.join().expect("loom fiber panicked");
+        })
+    })
+}
+
+/// One ping-pong pass between a fiber on loop 0 and one on loop 1, through
+/// two cross-thread channels of capacity 1. Returns the crossed hops.
+fn loom_pingpong_two_loops<const PROBE: bool>(trips: u64) -> u64 {
+    let (tx_ab, rx_ab) = loom::sync::mpsc::channel(TOKIO_CHANNEL_CAP);
+    let (tx_ba, rx_ba) = loom::sync::mpsc::channel(TOKIO_CHANNEL_CAP);
+    let b = loom::spawn_on(1, move || pong::<PROBE>(tx_ba, rx_ab));
+    ping::<PROBE>(trips, tx_ab, rx_ba) + b.join().expect("loom fiber panicked")
+}
+
+fn loom_pingpong_cross() -> Sample {
+    loom_two_loops().run(|| {
+        let sample = best_of(CROSS_TRIPS, |n| {
+            loom_pingpong_two_loops::<false>(n);
+        });
+        let crossed = loom_pingpong_two_loops::<true>(PROBE_OPS);
+        report_probe("channel_pingpong_cross", "loom", crossed, 2 * PROBE_OPS);
+        sample
+    })
+}
 
 fn loom_runtime() -> loom::Runtime {
     loom::Runtime::builder()

@@ -587,10 +587,7 @@ impl EventLoop {
     /// little is much cheaper. Returns whether mail arrived.
     fn spin_for_mail(&self, wake_at: Option<Instant>) -> bool {
         let remote = self.driver.remote();
-        let start = Instant::now();
-        let until = wake_at.map_or(start + self.config.idle_spin, |at| {
-            at.min(start + self.config.idle_spin)
-        });
+        let mut until = None;
         loop {
             for _ in 0..64 {
                 if remote.has_messages() {
@@ -599,7 +596,12 @@ impl EventLoop {
                 }
                 std::hint::spin_loop();
             }
-            if Instant::now() >= until {
+            let now = Instant::now();
+            let until = *until.get_or_insert_with(|| {
+                let spin_end = now + self.config.idle_spin;
+                wake_at.map_or(spin_end, |at| at.min(spin_end))
+            });
+            if now >= until {
                 self.mail_recently.set(false);
                 return false;
             }

@@ -53,8 +53,11 @@ fn closed() -> *mut Node {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Closed;
 
-/// See the module documentation.
+/// See the module documentation. Aligned to its own cache lines so that
+/// producers and the spinning loop do not also fight over whatever sits
+/// next to it (e.g. the reference counts of the `Arc` holding it).
 #[derive(Debug)]
+#[repr(align(128))]
 pub struct Mailbox {
     head: AtomicPtr<Node>,
     sleeping: AtomicBool,
