@@ -3,27 +3,34 @@
 //! 1. an echo server and client fibers over loopback TCP, about 2 s on
 //!    each I/O backend this machine has (io_uring, epoll), printing
 //!    messages/s, p50/p99 round-trip latency and the heap allocations made
-//!    while measuring;
+//!    while measuring — on one loop, or with `--threads N` thread-per-core
+//!    on N loops: a listener on every loop (`SO_REUSEPORT`), the client
+//!    fibers spread over the loops;
 //! 2. 100 000 fibers, each sleeping on its own 16 KiB stack: how fast they
 //!    spawn, how much resident memory an idle fiber costs, and how many
 //!    heap allocations spawning them made.
 //!
 //! Run with `cargo run --release --example demo`; `-- --quick` for a short
-//! run, `-- --secs S --conns N` to change the echo phase.
+//! run, `-- --secs S --conns N --threads N` to change the echo phase,
+//! `-- --fibers N` the sleeping one.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use loom::net::{TcpListener, TcpStream};
+use loom::SendJoinHandle;
+use loom::net::{ListenOptions, TcpListener, TcpStream};
 use loom::rt::Backend;
 
 /// Counts heap allocations, so the demo can show that its data paths make
-/// none.
+/// none. One counter for the whole process: with several loops it counts
+/// the allocations of every loop's thread.
 struct CountingAlloc;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -58,6 +65,8 @@ struct Options {
     echo_secs: f64,
     connections: usize,
     fibers: usize,
+    /// Loops of the echo phase.
+    threads: usize,
 }
 
 impl Options {
@@ -66,6 +75,7 @@ impl Options {
             echo_secs: 2.0,
             connections: 64,
             fibers: 100_000,
+            threads: 1,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -82,8 +92,13 @@ impl Options {
                 "--secs" => options.echo_secs = value("--secs"),
                 "--conns" => options.connections = value("--conns") as usize,
                 "--fibers" => options.fibers = value("--fibers") as usize,
+                "--threads" => {
+                    options.threads = value("--threads") as usize;
+                    assert!(options.threads >= 1, "--threads needs at least 1");
+                }
                 other => panic!(
-                    "unknown argument {other:?} (expected --quick, --secs S, --conns N, --fibers N)"
+                    "unknown argument {other:?} (expected --quick, --secs S, --conns N, \
+                     --fibers N, --threads N)"
                 ),
             }
         }
@@ -126,6 +141,13 @@ impl Histogram {
         }
         Self::MAX_MICROS as f64
     }
+
+    fn merge(&mut self, other: &Histogram) {
+        for (bucket, n) in self.buckets.iter_mut().zip(&other.buckets) {
+            *bucket += n;
+        }
+        self.count += other.count;
+    }
 }
 
 /// What one backend's echo run measured.
@@ -135,103 +157,252 @@ struct EchoResult {
     p50_micros: f64,
     p99_micros: f64,
     allocations: u64,
+    /// Connections each loop's listener accepted.
+    accepted: Vec<u64>,
 }
 
-/// Echo server and clients on one loop of `backend`.
+/// When the clients start, and the measured part of their run.
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    measure_from: Instant,
+    measure_until: Instant,
+}
+
+/// What the client fibers of one loop measured.
+struct Load {
+    histogram: Histogram,
+    messages: u64,
+    /// The allocation counter when this loop's first measured round trip
+    /// began.
+    allocations_at_start: Option<u64>,
+}
+
+/// Binds this loop's echo listener to `addr` and starts its accept fiber;
+/// returns the address bound. `accepted[loop]` counts its connections.
+fn listen(addr: SocketAddr, accepted: Arc<[AtomicU64]>) -> std::io::Result<SocketAddr> {
+    // Several loops share the port; one loop binds it alone, as before.
+    let options = ListenOptions::new().reuse_port(loom::rt::loop_count() > 1);
+    let listener = TcpListener::bind_with(addr, &options)?;
+    let bound = listener.local_addr()?;
+    loom::spawn(move || {
+        while let Ok((mut stream, _)) = listener.accept() {
+            accepted[loom::rt::loop_index()].fetch_add(1, Ordering::Relaxed);
+            loom::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    if stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Ok(bound)
+}
+
+/// A listener on every loop: loop 0 (the main fiber's) binds a free port,
+/// then the other loops bind the same one. Returns once all of them accept.
+fn listen_on_every_loop(accepted: &Arc<[AtomicU64]>) -> std::io::Result<SocketAddr> {
+    let addr = listen(([127, 0, 0, 1], 0).into(), Arc::clone(accepted))?;
+    let others: Vec<_> = (1..loom::rt::loop_count())
+        .map(|i| {
+            let accepted = Arc::clone(accepted);
+            loom::spawn_on(i, move || listen(addr, accepted))
+        })
+        .collect();
+    for other in others {
+        join(other)??;
+    }
+    Ok(addr)
+}
+
+/// Joins a fiber of another loop: resumes its panic, or returns the error
+/// that kept it from starting.
+fn join<T: Send + 'static>(handle: SendJoinHandle<T>) -> std::io::Result<T> {
+    handle
+        .join()
+        .map_err(|payload| match payload.downcast::<std::io::Error>() {
+            Ok(e) => *e,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
+}
+
+/// Runs `clients` client fibers on this loop, each making round trips to
+/// `addr` until the window closes, and joins them.
+fn run_clients(addr: SocketAddr, clients: usize, window: Window) -> std::io::Result<Load> {
+    let Window {
+        start,
+        measure_from,
+        measure_until,
+    } = window;
+    let histogram = Rc::new(RefCell::new(Histogram::new()));
+    let messages = Rc::new(Cell::new(0u64));
+    let allocations_at_start = Rc::new(Cell::new(None));
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let (histogram, messages) = (Rc::clone(&histogram), Rc::clone(&messages));
+            let allocations_at_start = Rc::clone(&allocations_at_start);
+            loom::spawn(move || -> std::io::Result<()> {
+                let mut stream = TcpStream::connect(addr)?;
+                stream.set_nodelay(true)?;
+                let message = [0x5au8; MESSAGE_BYTES];
+                let mut echo = [0u8; MESSAGE_BYTES];
+                loom::time::sleep_until(start)?;
+                loop {
+                    let sent = Instant::now();
+                    if sent >= measure_until {
+                        return Ok(());
+                    }
+                    stream.write_all(&message)?;
+                    stream.read_exact(&mut echo)?;
+                    if sent >= measure_from {
+                        if allocations_at_start.get().is_none() {
+                            allocations_at_start.set(Some(ALLOCATIONS.load(Ordering::Relaxed)));
+                        }
+                        histogram.borrow_mut().record(sent.elapsed());
+                        messages.set(messages.get() + 1);
+                    }
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().expect("a client panicked")?;
+    }
+    let histogram = Rc::into_inner(histogram)
+        .expect("the clients are done")
+        .into_inner();
+    Ok(Load {
+        histogram,
+        messages: messages.get(),
+        allocations_at_start: allocations_at_start.get(),
+    })
+}
+
+/// Whether `threads` loops can be pinned one per CPU.
+fn can_pin(threads: usize) -> bool {
+    cfg!(target_os = "linux")
+        && threads <= std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Echo server and clients on `options.threads` loops of `backend`: a
+/// listener on every loop, client `i` on loop `i % threads`.
 fn echo_run(backend: Backend, options: &Options) -> std::io::Result<EchoResult> {
+    let threads = options.threads;
     let rt = loom::Runtime::builder()
         .backend(backend)
+        .threads(threads)
+        .pin(threads > 1 && can_pin(threads))
         .fibers(2 * options.connections + 16)
         .build()?;
     let connections = options.connections;
     let warm_up = Duration::from_millis(300);
     let measure = Duration::from_secs_f64(options.echo_secs);
     rt.run(move || {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        loom::spawn(move || {
-            while let Ok((mut stream, _)) = listener.accept() {
-                loom::spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n @ 1..) = stream.read(&mut buf) {
-                        if stream.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        let histogram = Rc::new(RefCell::new(Histogram::new()));
-        let messages = Rc::new(Cell::new(0u64));
+        let accepted: Arc<[AtomicU64]> = (0..threads).map(|_| AtomicU64::new(0)).collect();
+        let addr = listen_on_every_loop(&accepted)?;
         let start = Instant::now() + Duration::from_millis(50);
-        let measure_from = start + warm_up;
-        let measure_until = measure_from + measure;
-        let allocations_at_start = Rc::new(Cell::new(None));
-        let clients: Vec<_> = (0..connections)
-            .map(|_| {
-                let (histogram, messages) = (Rc::clone(&histogram), Rc::clone(&messages));
-                let allocations_at_start = Rc::clone(&allocations_at_start);
-                loom::spawn(move || -> std::io::Result<()> {
-                    let mut stream = TcpStream::connect(addr)?;
-                    stream.set_nodelay(true)?;
-                    let message = [0x5au8; MESSAGE_BYTES];
-                    let mut echo = [0u8; MESSAGE_BYTES];
-                    loom::time::sleep_until(start)?;
-                    loop {
-                        let sent = Instant::now();
-                        if sent >= measure_until {
-                            return Ok(());
-                        }
-                        stream.write_all(&message)?;
-                        stream.read_exact(&mut echo)?;
-                        if sent >= measure_from {
-                            if allocations_at_start.get().is_none() {
-                                allocations_at_start.set(Some(ALLOCATIONS.load(Ordering::Relaxed)));
-                            }
-                            histogram.borrow_mut().record(sent.elapsed());
-                            messages.set(messages.get() + 1);
-                        }
+        let window = Window {
+            start,
+            measure_from: start + warm_up,
+            measure_until: start + warm_up + measure,
+        };
+        let load = if threads == 1 {
+            run_clients(addr, connections, window)?
+        } else {
+            // Loop `i` runs the clients `j` with `j % threads == i`.
+            let loads = loom::broadcast(move || {
+                let index = loom::rt::loop_index();
+                let clients = (index..connections).step_by(threads).count();
+                run_clients(addr, clients, window)
+            });
+            let mut merged: Option<Load> = None;
+            for load in loads {
+                let load = join(load)??;
+                match &mut merged {
+                    None => merged = Some(load),
+                    Some(merged) => {
+                        merged.histogram.merge(&load.histogram);
+                        merged.messages += load.messages;
+                        // The counter only grows: the earliest reading is
+                        // the smallest.
+                        merged.allocations_at_start =
+                            match (merged.allocations_at_start, load.allocations_at_start) {
+                                (Some(a), Some(b)) => Some(a.min(b)),
+                                (a, b) => a.or(b),
+                            };
                     }
-                })
-            })
-            .collect();
-        for client in clients {
-            client.join().expect("a client panicked")?;
-        }
+                }
+            }
+            merged.expect("at least one loop")
+        };
         let allocations =
-            ALLOCATIONS.load(Ordering::Relaxed) - allocations_at_start.get().unwrap_or(0);
-        let histogram = histogram.borrow();
+            ALLOCATIONS.load(Ordering::Relaxed) - load.allocations_at_start.unwrap_or(0);
         Ok(EchoResult {
             backend,
-            messages_per_sec: messages.get() as f64 / measure.as_secs_f64(),
-            p50_micros: histogram.percentile(0.50),
-            p99_micros: histogram.percentile(0.99),
+            messages_per_sec: load.messages as f64 / measure.as_secs_f64(),
+            p50_micros: load.histogram.percentile(0.50),
+            p99_micros: load.histogram.percentile(0.99),
             allocations,
+            accepted: accepted.iter().map(|n| n.load(Ordering::Relaxed)).collect(),
         })
     })
 }
 
 fn main() -> std::io::Result<()> {
     let options = Options::parse();
+    let loops = match options.threads {
+        1 => "one loop".to_owned(),
+        n if can_pin(n) => format!(
+            "{n} loops pinned one per CPU, a listener on each (SO_REUSEPORT), clients spread \
+             over them"
+        ),
+        n => format!(
+            "{n} loops (unpinned: more loops than CPUs), a listener on each (SO_REUSEPORT), \
+             clients spread over them"
+        ),
+    };
     println!(
-        "loom demo 1/2: echo over loopback, one loop, {} connections, {MESSAGE_BYTES}-byte \
+        "loom demo 1/2: echo over loopback, {loops}, {} connections, {MESSAGE_BYTES}-byte \
          messages, {:.1} s per backend",
         options.connections, options.echo_secs
     );
+    let multi = options.threads > 1;
     println!(
-        "  {:<9} {:>6} {:>12} {:>9} {:>9} {:>22}",
-        "backend", "conns", "messages/s", "p50 µs", "p99 µs", "heap allocs measured"
+        "  {:<9} {:>5} {:>6} {:>12} {:>9} {:>9} {:>22}{}",
+        "backend",
+        "loops",
+        "conns",
+        "messages/s",
+        "p50 µs",
+        "p99 µs",
+        "heap allocs measured",
+        if multi { "  accepted per loop" } else { "" }
     );
     for backend in Backend::available() {
         let result = echo_run(backend, &options)?;
+        let accepted = if multi {
+            let counts: Vec<_> = result.accepted.iter().map(u64::to_string).collect();
+            format!("  {}", counts.join("/"))
+        } else {
+            String::new()
+        };
         println!(
-            "  {:<9} {:>6} {:>12.0} {:>9.1} {:>9.1} {:>22}",
+            "  {:<9} {:>5} {:>6} {:>12.0} {:>9.1} {:>9.1} {:>22}{accepted}",
             result.backend.name(),
+            options.threads,
             options.connections,
             result.messages_per_sec,
             result.p50_micros,
             result.p99_micros,
             result.allocations
+        );
+    }
+    if multi {
+        println!(
+            "  (heap allocations: one process-wide counter, so they cover every loop, from the \
+             first measured round trip on any loop until the last client finished)"
         );
     }
     println!();
