@@ -191,3 +191,64 @@ fn steady_state_echo_does_not_allocate() {
         "allocations per backend: {counts:?}"
     );
 }
+
+/// Bounded-channel traffic between two fibers of one loop — ping-pong,
+/// where the receivers wait, and a stream into a small channel, where the
+/// sender waits — allocates nothing after warm-up, in both flavours.
+#[test]
+fn bounded_channel_traffic_does_not_allocate() {
+    use loom::sync::{Flavour, mpsc};
+
+    type Pair<F> = (mpsc::Sender<u64, F>, mpsc::Receiver<u64, F>);
+
+    fn traffic<F: Flavour>(ping: Pair<F>, pong: Pair<F>, stream: Pair<F>) -> u64 {
+        let (ping_tx, ping_rx) = ping;
+        let (pong_tx, pong_rx) = pong;
+        let (stream_tx, stream_rx) = stream;
+        let echo = loom::spawn(move || {
+            while let Ok(v) = ping_rx.recv() {
+                pong_tx.send(v + 1).unwrap();
+            }
+        });
+        let producer = loom::spawn(move || {
+            // Waits on the full channel after every few messages.
+            for v in 0..2_000u64 {
+                stream_tx.send(v).unwrap();
+            }
+        });
+        let round = |rounds: std::ops::Range<u64>| {
+            for v in rounds {
+                ping_tx.send(v).unwrap();
+                assert_eq!(pong_rx.recv(), Ok(v + 1));
+            }
+        };
+        round(0..100);
+        for v in 0..100 {
+            assert_eq!(stream_rx.recv(), Ok(v));
+        }
+        let allocations = allocations_during(|| {
+            round(100..10_000);
+            for v in 100..2_000 {
+                assert_eq!(stream_rx.recv(), Ok(v));
+            }
+        });
+        drop(ping_tx);
+        echo.join().unwrap();
+        producer.join().unwrap();
+        allocations
+    }
+
+    let local = runtime().run(|| {
+        use loom::sync::local::mpsc::channel;
+        traffic(channel(1), channel(1), channel(4))
+    });
+    let shared = runtime().run(|| {
+        use loom::sync::mpsc::channel;
+        traffic(channel(1), channel(1), channel(4))
+    });
+    assert_eq!(
+        (local, shared),
+        (0, 0),
+        "channel traffic allocated (local, shared)"
+    );
+}

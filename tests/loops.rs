@@ -17,12 +17,11 @@ fn main_runs_on_loop_zero_and_broadcast_reaches_every_loop_on_its_own_thread() {
     on_each_backend_with(two_loops, || {
         assert_eq!(loom::rt::loop_index(), 0);
         assert_eq!(loom::rt::loop_count(), 2);
-        let seen: Vec<(usize, std::thread::ThreadId)> = loom::broadcast(|| {
-            (loom::rt::loop_index(), std::thread::current().id())
-        })
-        .into_iter()
-        .map(|handle| handle.join().unwrap())
-        .collect();
+        let seen: Vec<(usize, std::thread::ThreadId)> =
+            loom::broadcast(|| (loom::rt::loop_index(), std::thread::current().id()))
+                .into_iter()
+                .map(|handle| handle.join().unwrap())
+                .collect();
         assert_eq!(seen[0].0, 0);
         assert_eq!(seen[1].0, 1);
         assert_eq!(seen[0].1, std::thread::current().id());
@@ -56,7 +55,11 @@ fn a_parked_loop_wakes_for_work_at_once() {
             loom::time::sleep(Duration::from_micros(200)).unwrap();
             let start = Instant::now();
             assert_eq!(loom::spawn_on(1, || 1).join().unwrap(), 1);
-            assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "took {:?}",
+                start.elapsed()
+            );
         }
     });
 }
@@ -96,7 +99,9 @@ fn panics_and_cancellation_cross_loops() {
         // Cancelled before it even starts: it starts cancelled.
         let early = loom::spawn_on(1, || loom::time::sleep(Duration::from_secs(30)));
         early.cancel();
-        assert!(loom::fiber::is_cancelled(&early.join().unwrap().unwrap_err()));
+        assert!(loom::fiber::is_cancelled(
+            &early.join().unwrap().unwrap_err()
+        ));
     });
 }
 
@@ -125,7 +130,10 @@ fn spawn_on_a_loop_that_does_not_exist_panics_with_the_count() {
         let tried = loom::spawn(|| loom::spawn_on(5, || ()));
         let payload = tried.join().unwrap_err();
         let message = payload.downcast_ref::<String>().unwrap();
-        assert!(message.contains("no loop 5") && message.contains("2 loops"), "{message}");
+        assert!(
+            message.contains("no loop 5") && message.contains("2 loops"),
+            "{message}"
+        );
     });
 }
 
@@ -149,7 +157,10 @@ fn returning_from_main_shuts_every_loop_down() {
             drop(forever); // detached: main does not wait for it
             loom::time::sleep(Duration::from_millis(20)).unwrap();
         });
-    assert!(cancelled.load(Ordering::SeqCst), "loop 1's fiber was cancelled");
+    assert!(
+        cancelled.load(Ordering::SeqCst),
+        "loop 1's fiber was cancelled"
+    );
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 

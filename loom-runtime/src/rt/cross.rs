@@ -194,14 +194,11 @@ where
         let job = unsafe { Box::from_raw(envelope.cast::<SpawnJob<F, T>>().as_ptr()) };
         let SpawnJob { f, packet, .. } = *job;
         let fiber_packet = Arc::clone(&packet);
-        let spawned = event_loop::current_rc("loom::spawn_on").spawn(
-            FiberName::empty(),
-            None,
-            move || {
+        let spawned =
+            event_loop::current_rc("loom::spawn_on").spawn(FiberName::empty(), None, move || {
                 let result = panic::catch_unwind(AssertUnwindSafe(f));
                 fiber_packet.finish(result);
-            },
-        );
+            });
         match spawned {
             Ok(handle) => {
                 let fiber = handle.fiber_ptr();

@@ -73,7 +73,8 @@ pub(crate) struct EventLoop {
     remote_waits: Cell<usize>,
     /// Spawns sent from other loops that found every stack permit taken;
     /// retried as permits come back.
-    deferred_spawns: std::cell::RefCell<std::collections::VecDeque<crate::rt::cross::DeferredSpawn>>,
+    deferred_spawns:
+        std::cell::RefCell<std::collections::VecDeque<crate::rt::cross::DeferredSpawn>>,
     stack_waiters: List,
     timers: TimerWheel,
     start: Instant,

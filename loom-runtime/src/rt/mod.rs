@@ -400,7 +400,9 @@ impl Runtime {
                     .spawn(move || {
                         run_loop::<()>(parts, config, index, shared, |_| None);
                     })
-                    .unwrap_or_else(|e| panic!("loom: cannot start the thread of loop {index}: {e}"))
+                    .unwrap_or_else(|e| {
+                        panic!("loom: cannot start the thread of loop {index}: {e}")
+                    })
             })
             .collect();
         let main = run_loop(first, self.config, 0, Arc::clone(&shared), |lp| {

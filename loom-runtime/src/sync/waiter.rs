@@ -122,11 +122,6 @@ impl Waiter {
         }
     }
 
-    /// Whether a notifier unlinked this waiter. Read under the lock.
-    pub(crate) fn is_notified(&self) -> bool {
-        self.notified.get()
-    }
-
     /// Makes a delivered waiter ready to wait again.
     pub(crate) fn reset(&self) {
         debug_assert!(!self.link.is_linked() && self.is_delivered());
@@ -145,14 +140,40 @@ impl Waiter {
     /// Blocks until a notification that raced an interruption is delivered;
     /// ignores cancellation, and is brief (the notifier is mid-delivery).
     pub(crate) fn wait_delivered(&self) {
-        while !self.is_delivered() {
-            match &self.who {
-                Who::Fiber { .. } => {
-                    event_loop::with_current("a wake-up", |lp| lp.sched.suspend());
+        match &self.who {
+            Who::Fiber { .. } => event_loop::with_current("a wake-up", |lp| {
+                // The notifier may be another thread that has not pushed
+                // the wake-up yet: the loop must not call this a deadlock.
+                if self.cross_thread {
+                    lp.remote_wait_started();
                 }
-                Who::Thread { .. } => thread::park(),
+                while !self.is_delivered() {
+                    lp.sched.suspend();
+                }
+                if self.cross_thread {
+                    lp.remote_wait_ended();
+                }
+            }),
+            Who::Thread { .. } => {
+                while !self.is_delivered() {
+                    thread::park();
+                }
             }
         }
+    }
+
+    /// A cancelled fiber does not start waiting: like every blocking call
+    /// it fails — after a yield, so that code retrying the call in a loop
+    /// cannot starve the other fibers of its loop.
+    pub(crate) fn refuse_if_cancelled(&self) -> Result<(), Interrupted> {
+        if let Some(fiber) = self.fiber()
+            // SAFETY: the running fiber's block is valid while it runs.
+            && unsafe { fiber.as_ref() }.cancelled.get()
+        {
+            event_loop::with_current("a blocking call", |lp| lp.sched.yield_now());
+            return Err(Interrupted::Cancelled);
+        }
+        Ok(())
     }
 }
 
@@ -246,10 +267,6 @@ impl WaitList {
         WaitList { list: List::new() }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-
     /// Links `waiter` at the back.
     ///
     /// # Safety
@@ -324,11 +341,6 @@ impl Wakes {
         // SAFETY: a notified waiter stays in place until delivered, which
         // happens only after it leaves this list (in `deliver`).
         unsafe { self.list.push_back(&waiter.link) };
-    }
-
-    /// Whether nobody was notified.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.list.is_empty()
     }
 
     /// Adds the notifications of `other`.
@@ -422,13 +434,7 @@ pub(crate) fn wait_until<S, L: RawLock<S>, R>(
         return Ok(taken);
     }
     let waiter = Waiter::for_current(cross_thread, what);
-    if let Some(fiber) = waiter.fiber()
-        // SAFETY: the running fiber's block is valid while it runs.
-        && unsafe { fiber.as_ref() }.cancelled.get()
-    {
-        event_loop::with_current(what, |lp| lp.sched.yield_now());
-        return Err(Interrupted::Cancelled);
-    }
+    waiter.refuse_if_cancelled()?;
     loop {
         let taken = lock.with(|state| {
             let taken = try_take(state);

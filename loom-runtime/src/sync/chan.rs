@@ -1,0 +1,859 @@
+//! The one channel core behind [`mpsc`](super::mpsc),
+//! [`mpmc`](super::mpmc) and [`oneshot`](super::oneshot): a buffer, the
+//! numbers of senders and receivers and a wait list per side, all behind
+//! the flavour's lock; the handles that count themselves in and out; and
+//! the errors the channels report.
+//!
+//! Every function here keeps three rules:
+//! - a fast path (a message is there, there is room) takes the lock once
+//!   and touches only the buffer and the wait lists' heads; only a caller
+//!   that must wait builds a `Waiter` (inside `wait_until`);
+//! - wake-ups are delivered after the lock is released (`Wakes`);
+//! - no user value is dropped under the lock: values are moved out first,
+//!   since their `Drop` is user code.
+
+use std::collections::VecDeque;
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::mem::{self, ManuallyDrop};
+use std::ops::Deref;
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use super::flavour::{Flavour, RawLock};
+use super::waiter::{Interrupted, WaitList, Waiter, Wakes, wait_until};
+
+/// Where a channel keeps its messages.
+pub(crate) trait Buffer {
+    type Item;
+    fn is_full(&self) -> bool;
+    fn is_empty(&self) -> bool;
+    fn len(&self) -> usize;
+    /// Only called when not full.
+    fn push(&mut self, value: Self::Item);
+    fn pop(&mut self) -> Option<Self::Item>;
+    /// Moves every message out, to be dropped outside the lock.
+    fn take_all(&mut self) -> Self;
+}
+
+/// The buffer of mpsc and mpmc channels. A bounded queue is allocated
+/// whole when the channel is created, so sending never allocates.
+pub(crate) struct Queue<T> {
+    items: VecDeque<T>,
+    /// `usize::MAX` for unbounded channels.
+    capacity: usize,
+}
+
+impl<T> Queue<T> {
+    pub(crate) fn bounded(capacity: usize) -> Queue<T> {
+        Queue {
+            items: VecDeque::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    pub(crate) fn unbounded() -> Queue<T> {
+        Queue {
+            items: VecDeque::new(),
+            capacity: usize::MAX,
+        }
+    }
+}
+
+impl<T> Buffer for Queue<T> {
+    type Item = T;
+
+    #[inline]
+    fn is_full(&self) -> bool {
+        self.items.len() >= self.capacity
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    #[inline]
+    fn push(&mut self, value: T) {
+        self.items.push_back(value);
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<T> {
+        self.items.pop_front()
+    }
+
+    fn take_all(&mut self) -> Queue<T> {
+        Queue {
+            items: mem::take(&mut self.items),
+            capacity: self.capacity,
+        }
+    }
+}
+
+/// The buffer of a oneshot channel: room for one message, inline.
+pub(crate) struct Slot<T>(Option<T>);
+
+impl<T> Slot<T> {
+    pub(crate) fn new() -> Slot<T> {
+        Slot(None)
+    }
+}
+
+impl<T> Buffer for Slot<T> {
+    type Item = T;
+
+    fn is_full(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.0.is_some())
+    }
+
+    fn push(&mut self, value: T) {
+        debug_assert!(self.0.is_none());
+        self.0 = Some(value);
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        self.0.take()
+    }
+
+    fn take_all(&mut self) -> Slot<T> {
+        Slot(self.0.take())
+    }
+}
+
+struct State<B> {
+    buffer: B,
+    senders: usize,
+    receivers: usize,
+    /// Senders waiting for room (bounded channels only).
+    send_waiters: WaitList,
+    /// Receivers waiting for a message or for the last sender to go, and
+    /// `Select`s waiting on this channel among others.
+    recv_waiters: WaitList,
+}
+
+impl<B: Buffer> State<B> {
+    /// Whether a receive would not wait: a message, or no sender left.
+    #[inline]
+    fn recv_ready(&self) -> bool {
+        !self.buffer.is_empty() || self.senders == 0
+    }
+}
+
+// Named functions rather than closures: `wait_until` wants a `fn` pointer
+// whose output borrows from its input.
+fn send_waiters<B>(state: &State<B>) -> &WaitList {
+    &state.send_waiters
+}
+
+fn recv_waiters<B>(state: &State<B>) -> &WaitList {
+    &state.recv_waiters
+}
+
+/// A channel's shared part; the handles point at it through `F::Ref`.
+pub(crate) struct Chan<B, F: Flavour> {
+    lock: F::Lock<State<B>>,
+}
+
+/// A deadline `timeout` from now; `None` (wait forever) if that is too far
+/// to represent.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+impl<B: Buffer, F: Flavour> Chan<B, F> {
+    /// Sends `value`, waiting for room until `deadline`.
+    pub(crate) fn send(
+        &self,
+        value: B::Item,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<B::Item>> {
+        // Moved into the buffer only on success; on failure it comes back.
+        let mut value = Some(value);
+        let sent = wait_until(
+            &self.lock,
+            send_waiters,
+            deadline,
+            F::CROSS_THREAD,
+            "Sender::send",
+            // None: wait; Some(None): disconnected; Some(Some): sent.
+            |state| {
+                if state.receivers == 0 {
+                    return Some(None);
+                }
+                if state.buffer.is_full() {
+                    return None;
+                }
+                if let Some(value) = value.take() {
+                    state.buffer.push(value);
+                }
+                Some(Some(state.recv_waiters.notify_one()))
+            },
+        );
+        match sent {
+            Ok(Some(wakes)) => {
+                wakes.deliver();
+                Ok(())
+            }
+            Ok(None) => Err(SendTimeoutError::Disconnected(unsent(value))),
+            Err(Interrupted::TimedOut) => Err(SendTimeoutError::Timeout(unsent(value))),
+            Err(Interrupted::Cancelled) => Err(SendTimeoutError::Cancelled(unsent(value))),
+        }
+    }
+
+    /// Sends `value` if there is room now.
+    pub(crate) fn try_send(&self, value: B::Item) -> Result<(), TrySendError<B::Item>> {
+        let sent = self.lock.with(|state| {
+            if state.receivers == 0 {
+                // The value leaves the closure: it is not dropped here.
+                Err(TrySendError::Disconnected(value))
+            } else if state.buffer.is_full() {
+                Err(TrySendError::Full(value))
+            } else {
+                state.buffer.push(value);
+                Ok(state.recv_waiters.notify_one())
+            }
+        });
+        sent.map(Wakes::deliver)
+    }
+
+    /// Receives a message, waiting until `deadline`.
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<B::Item, RecvTimeoutError> {
+        let taken = wait_until(
+            &self.lock,
+            recv_waiters,
+            deadline,
+            F::CROSS_THREAD,
+            "Receiver::recv",
+            // None: wait; Some(None): disconnected; Some(Some): received.
+            |state| match state.buffer.pop() {
+                Some(value) => Some(Some((value, state.send_waiters.notify_one()))),
+                None if state.senders == 0 => Some(None),
+                None => None,
+            },
+        );
+        match taken {
+            Ok(Some((value, wakes))) => {
+                wakes.deliver();
+                Ok(value)
+            }
+            Ok(None) => Err(RecvTimeoutError::Disconnected),
+            Err(Interrupted::TimedOut) => Err(RecvTimeoutError::Timeout),
+            Err(Interrupted::Cancelled) => Err(RecvTimeoutError::Cancelled),
+        }
+    }
+
+    /// Receives a message if one is there.
+    pub(crate) fn try_recv(&self) -> Result<B::Item, TryRecvError> {
+        let taken = self.lock.with(|state| match state.buffer.pop() {
+            Some(value) => Ok((value, state.send_waiters.notify_one())),
+            None if state.senders == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        });
+        taken.map(|(value, wakes)| {
+            wakes.deliver();
+            value
+        })
+    }
+
+    /// Messages in the buffer.
+    pub(crate) fn len(&self) -> usize {
+        self.lock.with(|state| state.buffer.len())
+    }
+
+    // ---- for `Select` ----
+
+    /// Whether a receive would not wait.
+    pub(crate) fn recv_ready(&self) -> bool {
+        self.lock.with(|state| state.recv_ready())
+    }
+
+    /// Links `waiter` on the receive side unless a receive would not wait
+    /// (then returns `true` and links nothing).
+    ///
+    /// # Safety
+    /// `waiter` is in no list and stays in place until
+    /// [`Chan::unregister_recv`] took it out again or it was notified and
+    /// delivered.
+    pub(crate) unsafe fn register_recv(&self, waiter: &Waiter) -> bool {
+        self.lock.with(|state| {
+            if state.recv_ready() {
+                return true;
+            }
+            // SAFETY: forwarded from this function's contract.
+            unsafe { state.recv_waiters.push(waiter) };
+            false
+        })
+    }
+
+    /// Unlinks a waiter linked by [`Chan::register_recv`]; `false` if it
+    /// was notified instead (it must then wait for the delivery).
+    pub(crate) fn unregister_recv(&self, waiter: &Waiter) -> bool {
+        self.lock.with(|state| state.recv_waiters.remove(waiter))
+    }
+
+    /// Hands a notification its waiter did not use to the next receive
+    /// waiter, if a receive would still not wait.
+    pub(crate) fn pass_on_recv(&self) {
+        let wakes = self.lock.with(|state| {
+            if state.recv_ready() {
+                state.recv_waiters.notify_one()
+            } else {
+                Wakes::new()
+            }
+        });
+        wakes.deliver();
+    }
+}
+
+/// The value of a failed send, which never left the sender.
+fn unsent<T>(value: Option<T>) -> T {
+    value.expect("loom: a failed send keeps its value")
+}
+
+/// Creates a channel around `buffer` with one sender and one receiver.
+pub(crate) fn channel<B: Buffer, F: Flavour>(buffer: B) -> (Tx<B, F>, Rx<B, F>) {
+    let chan = F::new_ref(Chan {
+        lock: RawLock::new(State {
+            buffer,
+            senders: 1,
+            receivers: 1,
+            send_waiters: WaitList::new(),
+            recv_waiters: WaitList::new(),
+        }),
+    });
+    (Tx { chan: chan.clone() }, Rx { chan })
+}
+
+/// A sending handle: counts itself in the channel's senders; the last one
+/// to go wakes the receivers, who then see the disconnection.
+pub(crate) struct Tx<B: Buffer, F: Flavour> {
+    chan: F::Ref<Chan<B, F>>,
+}
+
+impl<B: Buffer, F: Flavour> Tx<B, F> {
+    /// Sends `value` and goes, under one lock (a oneshot's send).
+    pub(crate) fn send_last(self, value: B::Item) -> Result<(), B::Item> {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the reference
+        // is moved out exactly once; the sender count it stood for is
+        // given up below instead of in `Drop`.
+        let chan = unsafe { ptr::read(&this.chan) };
+        let sent = chan.lock.with(|state| {
+            state.senders -= 1;
+            if state.receivers == 0 {
+                return Err(value);
+            }
+            state.buffer.push(value);
+            // Wakes the receiver for the value (or, with several senders,
+            // for the disconnection: every receive waiter must look).
+            Ok(state.recv_waiters.notify_all())
+        });
+        sent.map(Wakes::deliver)
+    }
+}
+
+impl<B: Buffer, F: Flavour> Deref for Tx<B, F> {
+    type Target = Chan<B, F>;
+
+    #[inline]
+    fn deref(&self) -> &Chan<B, F> {
+        &self.chan
+    }
+}
+
+impl<B: Buffer, F: Flavour> Clone for Tx<B, F> {
+    fn clone(&self) -> Self {
+        self.chan.lock.with(|state| state.senders += 1);
+        Tx {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<B: Buffer, F: Flavour> Drop for Tx<B, F> {
+    fn drop(&mut self) {
+        let wakes = self.chan.lock.with(|state| {
+            state.senders -= 1;
+            if state.senders == 0 {
+                state.recv_waiters.notify_all()
+            } else {
+                Wakes::new()
+            }
+        });
+        wakes.deliver();
+    }
+}
+
+/// A receiving handle: counts itself in the channel's receivers; the last
+/// one to go drops the buffered messages and wakes the senders, who then
+/// see the disconnection.
+pub(crate) struct Rx<B: Buffer, F: Flavour> {
+    chan: F::Ref<Chan<B, F>>,
+}
+
+impl<B: Buffer, F: Flavour> Deref for Rx<B, F> {
+    type Target = Chan<B, F>;
+
+    #[inline]
+    fn deref(&self) -> &Chan<B, F> {
+        &self.chan
+    }
+}
+
+impl<B: Buffer, F: Flavour> Clone for Rx<B, F> {
+    fn clone(&self) -> Self {
+        self.chan.lock.with(|state| state.receivers += 1);
+        Rx {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<B: Buffer, F: Flavour> Drop for Rx<B, F> {
+    fn drop(&mut self) {
+        let (wakes, unreceived) = self.chan.lock.with(|state| {
+            state.receivers -= 1;
+            if state.receivers == 0 {
+                // Nobody can receive them any more: drop them now (like
+                // std), not when the last sender goes.
+                (
+                    state.send_waiters.notify_all(),
+                    Some(state.buffer.take_all()),
+                )
+            } else {
+                (Wakes::new(), None)
+            }
+        });
+        wakes.deliver();
+        drop(unreceived);
+    }
+}
+
+// ---- errors ----
+
+/// The error of a blocking send: the channel is disconnected, or the
+/// sending fiber was cancelled. Either way the value comes back.
+///
+/// Converts into [`io::Error`] (for `?`): disconnected is
+/// [`BrokenPipe`](io::ErrorKind::BrokenPipe), cancelled is the runtime's
+/// cancellation error ([`crate::fiber::is_cancelled`]).
+///
+/// # Examples
+///
+/// ```
+/// use loom::sync::mpsc::{self, SendError};
+///
+/// loom::Runtime::builder().build()?.run(|| {
+///     let (tx, rx) = mpsc::channel(1);
+///     drop(rx);
+///     let err = tx.send(5).unwrap_err();
+///     assert!(matches!(err, SendError::Disconnected(5)));
+///     assert_eq!(err.into_inner(), 5);
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SendError<T> {
+    /// Every receiver is gone.
+    Disconnected(T),
+    /// The sending fiber was cancelled while it waited for room.
+    Cancelled(T),
+}
+
+impl<T> SendError<T> {
+    /// The value that was not sent.
+    ///
+    /// ```
+    /// let (tx, rx) = loom::sync::mpsc::unbounded();
+    /// drop(rx);
+    /// assert_eq!(tx.send("hi").unwrap_err().into_inner(), "hi");
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            SendError::Disconnected(value) | SendError::Cancelled(value) => value,
+        }
+    }
+}
+
+/// The error of [`try_send`](super::mpsc::Sender::try_send): the channel
+/// is full or disconnected; the value comes back.
+///
+/// Converts into [`io::Error`]: full is
+/// [`WouldBlock`](io::ErrorKind::WouldBlock), disconnected
+/// [`BrokenPipe`](io::ErrorKind::BrokenPipe).
+///
+/// # Examples
+///
+/// ```
+/// use loom::sync::mpsc::{self, TrySendError};
+///
+/// let (tx, _rx) = mpsc::channel(1);
+/// tx.try_send(1).unwrap();
+/// assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The channel is full.
+    Full(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+}
+
+impl<T> TrySendError<T> {
+    /// The value that was not sent.
+    ///
+    /// ```
+    /// let (tx, _rx) = loom::sync::mpsc::channel(1);
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(tx.try_send(2).unwrap_err().into_inner(), 2);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(value) | TrySendError::Disconnected(value) => value,
+        }
+    }
+}
+
+/// The error of a send with a time limit: timed out, disconnected or
+/// cancelled; the value comes back.
+///
+/// Converts into [`io::Error`]: timed out is
+/// [`TimedOut`](io::ErrorKind::TimedOut), disconnected
+/// [`BrokenPipe`](io::ErrorKind::BrokenPipe), cancelled the runtime's
+/// cancellation error.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use loom::sync::mpsc::{self, SendTimeoutError};
+///
+/// loom::Runtime::builder().build()?.run(|| {
+///     let (tx, _rx) = mpsc::channel(1);
+///     tx.send(1).unwrap();
+///     let err = tx.send_timeout(2, Duration::from_millis(1)).unwrap_err();
+///     assert!(matches!(err, SendTimeoutError::Timeout(2)));
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SendTimeoutError<T> {
+    /// The channel stayed full until the time limit.
+    Timeout(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+    /// The sending fiber was cancelled while it waited for room.
+    Cancelled(T),
+}
+
+impl<T> SendTimeoutError<T> {
+    /// The value that was not sent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = loom::sync::mpsc::channel(1);
+    /// drop(rx);
+    /// let err = tx.send_timeout(7, Duration::from_secs(1)).unwrap_err();
+    /// assert_eq!(err.into_inner(), 7);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            SendTimeoutError::Timeout(value)
+            | SendTimeoutError::Disconnected(value)
+            | SendTimeoutError::Cancelled(value) => value,
+        }
+    }
+
+    /// For a send without a deadline, which cannot time out.
+    pub(crate) fn without_timeout(self) -> SendError<T> {
+        match self {
+            SendTimeoutError::Disconnected(value) => SendError::Disconnected(value),
+            SendTimeoutError::Cancelled(value) => SendError::Cancelled(value),
+            SendTimeoutError::Timeout(_) => unreachable!("a send without a deadline timed out"),
+        }
+    }
+}
+
+/// The error of a blocking receive: every sender is gone and the channel
+/// is empty, or the receiving fiber was cancelled.
+///
+/// Converts into [`io::Error`]: disconnected is
+/// [`BrokenPipe`](io::ErrorKind::BrokenPipe), cancelled the runtime's
+/// cancellation error.
+///
+/// # Examples
+///
+/// ```
+/// use loom::sync::mpsc::{self, RecvError};
+///
+/// loom::Runtime::builder().build()?.run(|| {
+///     let (tx, rx) = mpsc::channel(1);
+///     tx.send(1).unwrap();
+///     drop(tx);
+///     assert_eq!(rx.recv(), Ok(1));
+///     assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvError {
+    /// Every sender is gone and no message is left.
+    Disconnected,
+    /// The receiving fiber was cancelled while it waited.
+    Cancelled,
+}
+
+/// The error of [`try_recv`](super::mpsc::Receiver::try_recv): no message
+/// now, or none ever again.
+///
+/// Converts into [`io::Error`]: empty is
+/// [`WouldBlock`](io::ErrorKind::WouldBlock), disconnected
+/// [`BrokenPipe`](io::ErrorKind::BrokenPipe).
+///
+/// # Examples
+///
+/// ```
+/// use loom::sync::mpsc::{self, TryRecvError};
+///
+/// let (tx, rx) = mpsc::channel::<u8>(1);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// drop(tx);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// No message now; senders remain.
+    Empty,
+    /// Every sender is gone and no message is left.
+    Disconnected,
+}
+
+/// The error of a receive with a time limit.
+///
+/// Converts into [`io::Error`]: timed out is
+/// [`TimedOut`](io::ErrorKind::TimedOut), disconnected
+/// [`BrokenPipe`](io::ErrorKind::BrokenPipe), cancelled the runtime's
+/// cancellation error.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use loom::sync::mpsc::{self, RecvTimeoutError};
+///
+/// loom::Runtime::builder().build()?.run(|| {
+///     let (_tx, rx) = mpsc::channel::<u8>(1);
+///     let err = rx.recv_timeout(Duration::from_millis(1)).unwrap_err();
+///     assert_eq!(err, RecvTimeoutError::Timeout);
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvTimeoutError {
+    /// No message arrived before the time limit.
+    Timeout,
+    /// Every sender is gone and no message is left.
+    Disconnected,
+    /// The receiving fiber was cancelled while it waited.
+    Cancelled,
+}
+
+impl RecvTimeoutError {
+    /// For a receive without a deadline, which cannot time out.
+    pub(crate) fn without_timeout(self) -> RecvError {
+        match self {
+            RecvTimeoutError::Disconnected => RecvError::Disconnected,
+            RecvTimeoutError::Cancelled => RecvError::Cancelled,
+            RecvTimeoutError::Timeout => unreachable!("a receive without a deadline timed out"),
+        }
+    }
+}
+
+// The values are not printed: `T` need not be `Debug` (as in std).
+macro_rules! debug_without_value {
+    ($name:ident { $($variant:ident),* }) => {
+        impl<T> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($name::$variant(_) => f.write_str(concat!(stringify!($variant), "(..)")),)*
+                }
+            }
+        }
+    };
+}
+debug_without_value!(SendError {
+    Disconnected,
+    Cancelled
+});
+debug_without_value!(TrySendError { Full, Disconnected });
+debug_without_value!(SendTimeoutError {
+    Timeout,
+    Disconnected,
+    Cancelled
+});
+
+const DISCONNECTED_SEND: &str = "sending on a disconnected channel";
+const DISCONNECTED_RECV: &str = "receiving on an empty and disconnected channel";
+const CANCELLED: &str = "channel operation cancelled";
+const TIMED_OUT: &str = "timed out waiting on a channel";
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Disconnected(_) => DISCONNECTED_SEND,
+            SendError::Cancelled(_) => CANCELLED,
+        })
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "sending on a full channel",
+            TrySendError::Disconnected(_) => DISCONNECTED_SEND,
+        })
+    }
+}
+
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendTimeoutError::Timeout(_) => TIMED_OUT,
+            SendTimeoutError::Disconnected(_) => DISCONNECTED_SEND,
+            SendTimeoutError::Cancelled(_) => CANCELLED,
+        })
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecvError::Disconnected => DISCONNECTED_RECV,
+            RecvError::Cancelled => CANCELLED,
+        })
+    }
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TryRecvError::Empty => "receiving on an empty channel",
+            TryRecvError::Disconnected => DISCONNECTED_RECV,
+        })
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecvTimeoutError::Timeout => TIMED_OUT,
+            RecvTimeoutError::Disconnected => DISCONNECTED_RECV,
+            RecvTimeoutError::Cancelled => CANCELLED,
+        })
+    }
+}
+
+impl<T> Error for SendError<T> {}
+impl<T> Error for TrySendError<T> {}
+impl<T> Error for SendTimeoutError<T> {}
+impl Error for RecvError {}
+impl Error for TryRecvError {}
+impl Error for RecvTimeoutError {}
+
+// The io forms carry no message box, so converting never allocates.
+fn io_disconnected() -> io::Error {
+    io::ErrorKind::BrokenPipe.into()
+}
+
+fn io_cancelled() -> io::Error {
+    Interrupted::Cancelled.into_io_error()
+}
+
+impl<T> From<SendError<T>> for io::Error {
+    fn from(error: SendError<T>) -> io::Error {
+        match error {
+            SendError::Disconnected(_) => io_disconnected(),
+            SendError::Cancelled(_) => io_cancelled(),
+        }
+    }
+}
+
+impl<T> From<TrySendError<T>> for io::Error {
+    fn from(error: TrySendError<T>) -> io::Error {
+        match error {
+            TrySendError::Full(_) => io::ErrorKind::WouldBlock.into(),
+            TrySendError::Disconnected(_) => io_disconnected(),
+        }
+    }
+}
+
+impl<T> From<SendTimeoutError<T>> for io::Error {
+    fn from(error: SendTimeoutError<T>) -> io::Error {
+        match error {
+            SendTimeoutError::Timeout(_) => Interrupted::TimedOut.into_io_error(),
+            SendTimeoutError::Disconnected(_) => io_disconnected(),
+            SendTimeoutError::Cancelled(_) => io_cancelled(),
+        }
+    }
+}
+
+impl From<RecvError> for io::Error {
+    fn from(error: RecvError) -> io::Error {
+        match error {
+            RecvError::Disconnected => io_disconnected(),
+            RecvError::Cancelled => io_cancelled(),
+        }
+    }
+}
+
+impl From<TryRecvError> for io::Error {
+    fn from(error: TryRecvError) -> io::Error {
+        match error {
+            TryRecvError::Empty => io::ErrorKind::WouldBlock.into(),
+            TryRecvError::Disconnected => io_disconnected(),
+        }
+    }
+}
+
+impl From<RecvTimeoutError> for io::Error {
+    fn from(error: RecvTimeoutError) -> io::Error {
+        match error {
+            RecvTimeoutError::Timeout => Interrupted::TimedOut.into_io_error(),
+            RecvTimeoutError::Disconnected => io_disconnected(),
+            RecvTimeoutError::Cancelled => io_cancelled(),
+        }
+    }
+}
+
+impl From<RecvError> for RecvTimeoutError {
+    fn from(error: RecvError) -> RecvTimeoutError {
+        match error {
+            RecvError::Disconnected => RecvTimeoutError::Disconnected,
+            RecvError::Cancelled => RecvTimeoutError::Cancelled,
+        }
+    }
+}
+
+impl<T> From<SendError<T>> for SendTimeoutError<T> {
+    fn from(error: SendError<T>) -> SendTimeoutError<T> {
+        match error {
+            SendError::Disconnected(value) => SendTimeoutError::Disconnected(value),
+            SendError::Cancelled(value) => SendTimeoutError::Cancelled(value),
+        }
+    }
+}
