@@ -611,7 +611,9 @@ fn loom_spawn_on_join() -> Sample {
     loom_two_loops().run(|| {
         let sample = best_of(SPAWN_ON_OPS, |n| {
             for _ in 0..black_box(n) {
-                loom::spawn_on(1, || ()).join().expect("loom fiber panicked");
+                loom::spawn_on(1, || ())
+                    .join()
+                    .expect("loom fiber panicked");
             }
         });
         let parent_cpu = current_cpu();
