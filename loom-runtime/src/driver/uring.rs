@@ -30,6 +30,9 @@ use crate::sys::syscall;
 /// `user_data` of SQEs whose completion nobody waits for: cancellations and
 /// fire-and-forget closes. Completion addresses are never 0.
 pub(crate) const IGNORED: u64 = 0;
+/// The longest kernel wait while the remote-wake read could not be queued.
+const UNARMED_WAIT: Duration = Duration::from_millis(1);
+
 /// `user_data` of the pending read on the remote-wake eventfd.
 const WAKE: u64 = 1;
 
@@ -273,7 +276,20 @@ impl Uring {
     pub(crate) fn turn(&self, wait: Option<Option<Duration>>, sched: &Scheduler) {
         if !self.wake_armed.get() {
             self.arm_wake_read();
+            if !self.wake_armed.get() {
+                // The queue is full: submit it to make room, then retry.
+                let _ = self.ring.borrow().submit();
+                self.arm_wake_read();
+            }
         }
+        // Without the eventfd read armed, nothing from another thread could
+        // interrupt the wait: bound it, so such a wake-up is late, not lost.
+        let wait = match wait {
+            Some(timeout) if !self.wake_armed.get() && self.remote.event_fd().is_some() => {
+                Some(Some(timeout.map_or(UNARMED_WAIT, |t| t.min(UNARMED_WAIT))))
+            }
+            wait => wait,
+        };
         let result = {
             let mut ring = self.ring.borrow_mut();
             match wait {
