@@ -323,10 +323,12 @@ struct LoopParts {
     cpu: Option<usize>,
 }
 
-// SAFETY: the parts are built on the caller's thread but not used there:
-// no fiber, stack or I/O source refers to them until the loop's own thread
-// starts the driver (io_uring's single issuer is the thread that enables
-// the ring, in `Driver::start`). They move to that thread whole and stay.
+// SAFETY: the parts are built on the caller's thread but not used there.
+// Their raw pointers (the pool's free list, the driver's empty waiter
+// lists) point only into memory the parts own, and no fiber, stack or I/O
+// source refers to them until the loop's own thread starts the driver
+// (io_uring's single issuer is the thread that enables the ring, in
+// `Driver::start`). They move to that thread whole and stay there.
 unsafe impl Send for LoopParts {}
 
 /// A configured loom runtime, ready to [`run`](Runtime::run).
