@@ -395,10 +395,10 @@ unsafe fn deliver_one(waiter: NonNull<Waiter>) {
             if here == Some(true) {
                 return;
             }
-            // SAFETY: the waiter's loop keeps its Remote alive while the
-            // fiber waits, and the waiter is still undelivered; our own
-            // count keeps the Remote alive past the moment the fiber, woken
-            // by the message, lets its loop stop.
+            // The waiter's loop keeps its Remote alive while the fiber waits
+            // (still undelivered); our own count keeps it alive past the
+            // moment the woken fiber lets its loop stop.
+            // SAFETY: `remote` came from Arc::as_ptr and is alive (above).
             let remote = unsafe {
                 Arc::increment_strong_count(*remote);
                 Arc::from_raw(*remote)
