@@ -13,6 +13,11 @@
 //! Run with `cargo run --release --example demo`; `-- --quick` for a short
 //! run, `-- --secs S --conns N --threads N` to change the echo phase,
 //! `-- --fibers N` the sleeping one.
+//!
+//! `main` is a `#[loom::main]` fiber; each measurement needs a runtime of
+//! its own (a chosen backend, a stack pool sized from the command line), so
+//! main builds those with `loom::Runtime::builder()` and runs each on the
+//! blocking pool (`loom::unblock`), where a thread may start a runtime.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -59,8 +64,11 @@ unsafe impl GlobalAlloc for CountingAlloc {
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 const MESSAGE_BYTES: usize = 64;
+/// The stacks of the echo phase's fibers.
+const ECHO_STACK_BYTES: usize = 32 * 1024;
 
 /// Command-line options.
+#[derive(Clone)]
 struct Options {
     echo_secs: f64,
     connections: usize,
@@ -185,20 +193,29 @@ fn listen(addr: SocketAddr, accepted: Arc<[AtomicU64]>) -> std::io::Result<Socke
     let options = ListenOptions::new().reuse_port(loom::rt::loop_count() > 1);
     let listener = TcpListener::bind_with(addr, &options)?;
     let bound = listener.local_addr()?;
-    loom::spawn(move || {
-        while let Ok((mut stream, _)) = listener.accept() {
-            accepted[loom::rt::loop_index()].fetch_add(1, Ordering::Relaxed);
-            loom::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = stream.read(&mut buf) {
-                    if stream.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    accept_loop(listener, accepted);
     Ok(bound)
+}
+
+/// Accepts until the listener fails (or the fiber is cancelled at
+/// shutdown), one `serve` fiber per connection.
+#[loom::fiber(name = "accept")]
+fn accept_loop(listener: TcpListener, accepted: Arc<[AtomicU64]>) {
+    while let Ok((stream, _)) = listener.accept() {
+        accepted[loom::rt::loop_index()].fetch_add(1, Ordering::Relaxed);
+        serve(stream);
+    }
+}
+
+/// Echoes until the peer closes.
+#[loom::fiber(name = "conn")]
+fn serve(mut stream: TcpStream) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = stream.read(&mut buf) {
+        if stream.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
 }
 
 /// A listener on every loop: loop 0 (the main fiber's) binds a free port,
@@ -228,55 +245,61 @@ fn join<T: Send + 'static>(handle: SendJoinHandle<T>) -> std::io::Result<T> {
         })
 }
 
+/// What the client fibers of one loop record as they go; shared by them
+/// (one loop, so `Cell`s suffice).
+struct Tally {
+    histogram: RefCell<Histogram>,
+    messages: Cell<u64>,
+    /// The allocation counter when the first measured round trip began.
+    allocations_at_start: Cell<Option<u64>>,
+}
+
+/// One client: connects, waits for the window to open, then makes round
+/// trips until it closes, recording those inside the measured part.
+#[loom::fiber(name = "client")]
+fn client(addr: SocketAddr, window: Window, tally: Rc<Tally>) -> std::io::Result<()> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let message = [0x5au8; MESSAGE_BYTES];
+    let mut echo = [0u8; MESSAGE_BYTES];
+    loom::time::sleep_until(window.start)?;
+    loop {
+        let sent = Instant::now();
+        if sent >= window.measure_until {
+            return Ok(());
+        }
+        stream.write_all(&message)?;
+        stream.read_exact(&mut echo)?;
+        if sent >= window.measure_from {
+            if tally.allocations_at_start.get().is_none() {
+                let now = ALLOCATIONS.load(Ordering::Relaxed);
+                tally.allocations_at_start.set(Some(now));
+            }
+            tally.histogram.borrow_mut().record(sent.elapsed());
+            tally.messages.set(tally.messages.get() + 1);
+        }
+    }
+}
+
 /// Runs `clients` client fibers on this loop, each making round trips to
 /// `addr` until the window closes, and joins them.
 fn run_clients(addr: SocketAddr, clients: usize, window: Window) -> std::io::Result<Load> {
-    let Window {
-        start,
-        measure_from,
-        measure_until,
-    } = window;
-    let histogram = Rc::new(RefCell::new(Histogram::new()));
-    let messages = Rc::new(Cell::new(0u64));
-    let allocations_at_start = Rc::new(Cell::new(None));
+    let tally = Rc::new(Tally {
+        histogram: RefCell::new(Histogram::new()),
+        messages: Cell::new(0),
+        allocations_at_start: Cell::new(None),
+    });
     let handles: Vec<_> = (0..clients)
-        .map(|_| {
-            let (histogram, messages) = (Rc::clone(&histogram), Rc::clone(&messages));
-            let allocations_at_start = Rc::clone(&allocations_at_start);
-            loom::spawn(move || -> std::io::Result<()> {
-                let mut stream = TcpStream::connect(addr)?;
-                stream.set_nodelay(true)?;
-                let message = [0x5au8; MESSAGE_BYTES];
-                let mut echo = [0u8; MESSAGE_BYTES];
-                loom::time::sleep_until(start)?;
-                loop {
-                    let sent = Instant::now();
-                    if sent >= measure_until {
-                        return Ok(());
-                    }
-                    stream.write_all(&message)?;
-                    stream.read_exact(&mut echo)?;
-                    if sent >= measure_from {
-                        if allocations_at_start.get().is_none() {
-                            allocations_at_start.set(Some(ALLOCATIONS.load(Ordering::Relaxed)));
-                        }
-                        histogram.borrow_mut().record(sent.elapsed());
-                        messages.set(messages.get() + 1);
-                    }
-                }
-            })
-        })
+        .map(|_| client(addr, window, Rc::clone(&tally)))
         .collect();
     for handle in handles {
         handle.join().expect("a client panicked")?;
     }
-    let histogram = Rc::into_inner(histogram)
-        .expect("the clients are done")
-        .into_inner();
+    let tally = Rc::into_inner(tally).expect("the clients are done");
     Ok(Load {
-        histogram,
-        messages: messages.get(),
-        allocations_at_start: allocations_at_start.get(),
+        histogram: tally.histogram.into_inner(),
+        messages: tally.messages.get(),
+        allocations_at_start: tally.allocations_at_start.get(),
     })
 }
 
@@ -295,6 +318,8 @@ fn echo_run(backend: Backend, options: &Options) -> std::io::Result<EchoResult> 
         .threads(threads)
         .pin(threads > 1 && can_pin(threads))
         .fibers(2 * options.connections + 16)
+        // Every fiber here holds at most a 4 KiB buffer.
+        .stack_size(ECHO_STACK_BYTES)
         .build()?;
     let connections = options.connections;
     let warm_up = Duration::from_millis(300);
@@ -350,6 +375,7 @@ fn echo_run(backend: Backend, options: &Options) -> std::io::Result<EchoResult> 
     })
 }
 
+#[loom::main]
 fn main() -> std::io::Result<()> {
     let options = Options::parse();
     let loops = match options.threads {
@@ -381,7 +407,8 @@ fn main() -> std::io::Result<()> {
         if multi { "  accepted per loop" } else { "" }
     );
     for backend in Backend::available() {
-        let result = echo_run(backend, &options)?;
+        let run_options = options.clone();
+        let result = loom::unblock(move || echo_run(backend, &run_options))??;
         let accepted = if multi {
             let counts: Vec<_> = result.accepted.iter().map(u64::to_string).collect();
             format!("  {}", counts.join("/"))
@@ -406,7 +433,8 @@ fn main() -> std::io::Result<()> {
         );
     }
     println!();
-    sleeping_fibers(options.fibers)
+    let fibers = options.fibers;
+    loom::unblock(move || sleeping_fibers(fibers))?
 }
 
 const STACK_BYTES: usize = 16 * 1024;

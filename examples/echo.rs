@@ -3,9 +3,13 @@
 //! `LOOM_BACKEND=epoll` picks epoll. Each connection is a fiber that echoes
 //! every byte back; an idle server sleeps in the kernel. SIGTERM or SIGINT
 //! ends it: the main fiber returns, which cancels every connection fiber.
+//!
+//! The connection handlers carry `#[loom::profile]`: built with
+//! `--features tracy`, each call shows as a zone in Tracy (see the README's
+//! "Profiling with Tracy").
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -38,48 +42,67 @@ fn install_signal_handlers(fd: RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
-fn serve(mut stream: TcpStream) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let n = stream.read(&mut buf)?;
+/// The per-connection work, one zone per call when profiling.
+#[loom::profile]
+mod handlers {
+    use std::io::{self, Read, Write};
+
+    use loom::net::TcpStream;
+
+    /// Reads what is there and writes it back; `Ok(false)` at end of
+    /// stream.
+    pub fn echo_once(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<bool> {
+        let n = stream.read(buf)?;
         if n == 0 {
-            return Ok(());
+            return Ok(false);
         }
         stream.write_all(&buf[..n])?;
+        Ok(true)
     }
 }
 
+/// One fiber per connection, with a smaller stack than the default: it
+/// holds a 16 KiB buffer and little else.
+#[loom::fiber(name = "conn", stack_size = "32KiB")]
+fn serve(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buf = [0u8; 16 * 1024];
+    while handlers::echo_once(&mut stream, &mut buf)? {}
+    Ok(())
+}
+
+#[loom::fiber(name = "accept")]
+fn accept_loop(listener: TcpListener) {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                // Detached: the handle is dropped, the fiber runs on.
+                serve(stream);
+            }
+            Err(e) if loom::fiber::is_cancelled(&e) => return,
+            // Out of fds and the like: accept backs off by itself.
+            Err(e) => eprintln!("echo: accept: {e}"),
+        }
+    }
+}
+
+#[loom::main]
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7000".to_owned());
-    let rt = loom::Runtime::builder().build()?;
-    rt.run(move || -> std::io::Result<()> {
-        let (mut signals, poke) = UnixStream::pair()?;
-        install_signal_handlers(poke.as_raw_fd())?;
-        let listener = TcpListener::bind(addr.as_str())?;
-        println!(
-            "echo: listening on {} ({} backend); SIGTERM or Ctrl-C stops",
-            listener.local_addr()?,
-            loom::rt::backend()
-        );
-        loom::spawn(move || {
-            loop {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        loom::spawn(move || serve(stream));
-                    }
-                    Err(e) if loom::fiber::is_cancelled(&e) => return,
-                    // Out of fds and the like: accept backs off by itself.
-                    Err(e) => eprintln!("echo: accept: {e}"),
-                }
-            }
-        });
-        // Sleeps until a signal arrives.
-        signals.read_exact(&mut [0u8])?;
-        println!("echo: signal received, shutting down");
-        drop(poke);
-        Ok(())
-    })
+    let (mut signals, poke) = UnixStream::pair()?;
+    install_signal_handlers(poke.as_raw_fd())?;
+    let listener = TcpListener::bind(addr.as_str())?;
+    println!(
+        "echo: listening on {} ({} backend); SIGTERM or Ctrl-C stops",
+        listener.local_addr()?,
+        loom::rt::backend()
+    );
+    accept_loop(listener);
+    // Sleeps until a signal arrives.
+    signals.read_exact(&mut [0u8])?;
+    println!("echo: signal received, shutting down");
+    drop(poke);
+    Ok(())
 }

@@ -1,2 +1,3 @@
-//! trybuild cases for loom's macros live in `fail/` and `pass/` beside this
-//! file. The macros issue adds them; this package is empty until then.
+//! trybuild cases for loom's macros: `fail/*.rs` with the `.stderr` each
+//! must produce, and `pass/*.rs`, which must compile and run. The driver is
+//! `tests/ui.rs`, part of `cargo test`.

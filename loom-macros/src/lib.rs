@@ -1,8 +1,47 @@
-//! Procedural macros for loom.
+//! Procedural macros for loom: `#[loom::main]`, `#[loom::fiber]`,
+//! `#[loom::test]` and `#[loom::profile]`.
 //!
-//! The attribute macros (`#[loom::main]`, `#[loom::fiber]`, `#[loom::test]`,
-//! `#[loom::profile]`) arrive with the macros issue; until then this crate
-//! only reserves its place in the workspace so the facade's dependency graph
-//! does not change when they land. Everything a macro will do is already
-//! reachable through `loom::Runtime::builder()` and `loom::fiber::Builder`.
+//! Use them through the `loom` crate, which re-exports them and documents
+//! them with examples. Each is thin sugar over the builder API
+//! (`loom::rt::Builder`, `loom::fiber::Builder`): the expansion goes through
+//! `::loom::__private` (or the path given with `crate = "..."`), keeps the
+//! body as written, and on any error still emits the original item next to
+//! the `compile_error!`s, so completion inside it keeps working.
 #![deny(missing_docs)]
+
+mod entry;
+mod fiber;
+mod item;
+mod limits;
+mod options;
+mod profile;
+#[cfg(test)]
+mod tests;
+
+use proc_macro::TokenStream;
+
+use crate::options::Macro;
+
+/// (`#[loom::main]` comes from the `loom-macros` crate, through `loom`.)
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand(args.into(), item.into(), Macro::Main).into()
+}
+
+/// (`#[loom::test]` comes from the `loom-macros` crate, through `loom`.)
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand(args.into(), item.into(), Macro::Test).into()
+}
+
+/// (`#[loom::fiber]` comes from the `loom-macros` crate, through `loom`.)
+#[proc_macro_attribute]
+pub fn fiber(args: TokenStream, item: TokenStream) -> TokenStream {
+    fiber::expand(args.into(), item.into()).into()
+}
+
+/// (`#[loom::profile]` comes from the `loom-macros` crate, through `loom`.)
+#[proc_macro_attribute]
+pub fn profile(args: TokenStream, item: TokenStream) -> TokenStream {
+    profile::expand(args.into(), item.into()).into()
+}

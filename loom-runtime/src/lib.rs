@@ -10,7 +10,9 @@
 //! - `time` — sleeping, on a hierarchical timer wheel;
 //! - `rt` — the runtime builder, the event loops and the mailboxes between
 //!   them;
-//! - `sync` — fiber-aware locks and channels, local and cross-thread.
+//! - `sync` — fiber-aware locks and channels, local and cross-thread;
+//! - `profiling` — Tracy zones (feature `tracy`), kept well nested across
+//!   fiber switches.
 #![deny(
     unsafe_op_in_unsafe_fn,
     clippy::undocumented_unsafe_blocks,
@@ -24,6 +26,7 @@ pub mod fs;
 mod list;
 pub mod net;
 mod op;
+pub mod profiling;
 pub mod rt;
 mod sched;
 pub mod sync;

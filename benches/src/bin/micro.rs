@@ -46,6 +46,21 @@
 //!   is on CPU 0), so each op crosses threads both ways. A probe pass
 //!   prints on stderr how many children ran on another CPU than their
 //!   parent.
+//! * `zone`: the cost of a profiler zone (`loom::__private::zone!`, what
+//!   `#[loom::profile]` puts at the top of a function). Inside a fiber, a
+//!   tight loop calls a small `#[inline(never)]` function; one op is one
+//!   call. `plain` is the function without a zone. The zoned function is
+//!   `loom-off` in a default build, where a zone is a zero-sized value and
+//!   compiles to nothing (so it should match `plain`), and `loom-tracy`
+//!   with `--features tracy` (or `tracy-fibers`), where each call begins
+//!   and ends a Tracy zone (in replay mode with `tracy`, on the fiber's
+//!   track with `tracy-fibers`). Each row runs in a child process of its
+//!   own, so each starts the Tracy client afresh (it starts with a
+//!   process's first runtime and lives until exit, see
+//!   `loom_runtime::profiling`) and neither pays for the other's buffered
+//!   events: with no viewer connected, Tracy keeps every event in memory,
+//!   hence the modest op count. With `tracy`, `plain` too runs with the
+//!   client (and its worker threads) up, idle.
 //!
 //! The channel and `spawn_on_join` lines end with
 //! `ratio_vs_tokio=<f>` (and `channel_pingpong_cross` also with
@@ -97,6 +112,15 @@ const REMOTE_OPS: u64 = 5_000;
 /// Round trips (or spawns) of the untimed pass of the cross-thread benches
 /// that checks which CPUs the two sides ran on.
 const PROBE_OPS: u64 = 2_000;
+/// Calls per timed pass of `zone` (Tracy buffers two events per zoned call
+/// while no viewer is connected: keep the whole run in the tens of MB).
+const ZONE_OPS: u64 = 200_000;
+/// The zoned `zone` row's impl name: whether zones are compiled in.
+const ZONED_IMPL: &str = if cfg!(feature = "tracy") {
+    "loom-tracy"
+} else {
+    "loom-off"
+};
 /// Capacity of each of tokio's two ping-pong channels.
 const TOKIO_CHANNEL_CAP: usize = 1;
 
@@ -235,12 +259,25 @@ const CASES: &[Case] = &[
         ops: REMOTE_OPS,
         run: tokio_2rt_spawn_on_join,
     },
+    Case {
+        bench: "zone",
+        imp: "plain",
+        ops: ZONE_OPS,
+        run: zone_plain,
+    },
+    Case {
+        bench: "zone",
+        imp: ZONED_IMPL,
+        ops: ZONE_OPS,
+        run: zone_zoned,
+    },
 ];
 
 /// A case that runs in a child process, `micro --child <bench> <impl>`,
-/// because it needs may with more than one worker: may's worker count is
-/// fixed for the life of a process, and every other may case here uses one.
-/// The parent's `Case` calls [`in_child`].
+/// because it needs may with more than one worker (may's worker count is
+/// fixed for the life of a process, and every other may case here uses
+/// one), or a fresh Tracy client (`zone`). The parent's `Case` calls
+/// [`in_child`].
 struct ChildCase {
     bench: &'static str,
     imp: &'static str,
@@ -248,12 +285,26 @@ struct ChildCase {
     run: fn() -> Sample,
 }
 
-const CHILD_CASES: &[ChildCase] = &[ChildCase {
-    bench: "channel_pingpong_cross",
-    imp: "may",
-    may_workers: 2,
-    run: may_pingpong_cross_here,
-}];
+const CHILD_CASES: &[ChildCase] = &[
+    ChildCase {
+        bench: "channel_pingpong_cross",
+        imp: "may",
+        may_workers: 2,
+        run: may_pingpong_cross_here,
+    },
+    ChildCase {
+        bench: "zone",
+        imp: "plain",
+        may_workers: 1,
+        run: zone_plain_here,
+    },
+    ChildCase {
+        bench: "zone",
+        imp: ZONED_IMPL,
+        may_workers: 1,
+        run: zone_zoned_here,
+    },
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -590,6 +641,52 @@ fn loom_spawn_join() -> Sample {
             }
         })
     })
+}
+
+/// The `zone` bench's work without a zone.
+#[inline(never)]
+fn unzoned(x: u64) -> u64 {
+    black_box(x)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .rotate_left(7)
+}
+
+/// The same work in a profiler zone, as `#[loom::profile]` would write it.
+#[inline(never)]
+fn zoned(x: u64) -> u64 {
+    let _zone = loom::__private::zone!("bench::zoned");
+    black_box(x)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .rotate_left(7)
+}
+
+/// `zone` with `work`, in the main fiber of a fresh runtime.
+fn zone_loop(work: fn(u64) -> u64) -> Sample {
+    loom_runtime().run(move || {
+        best_of(ZONE_OPS, |n| {
+            let mut acc = 0u64;
+            for i in 0..black_box(n) {
+                acc = work(acc ^ i);
+            }
+            black_box(acc);
+        })
+    })
+}
+
+fn zone_plain() -> Sample {
+    in_child("zone", "plain")
+}
+
+fn zone_zoned() -> Sample {
+    in_child("zone", ZONED_IMPL)
+}
+
+fn zone_plain_here() -> Sample {
+    zone_loop(unzoned)
+}
+
+fn zone_zoned_here() -> Sample {
+    zone_loop(zoned)
 }
 
 /// Two loops pinned to CPUs 0 and 1 (if this process may use both).

@@ -125,6 +125,9 @@ pub(crate) struct FiberControl {
     pub(crate) slot: StackSlot,
     pub(crate) id: u64,
     pub(crate) name: FiberName,
+    /// Profiler state (`tracy`): the fiber's open zones or its track name.
+    #[cfg(any(feature = "tracy", test))]
+    pub(crate) profile: crate::profiling::FiberProfile,
 }
 
 impl FiberControl {
@@ -144,6 +147,8 @@ impl FiberControl {
             slot,
             id,
             name,
+            #[cfg(any(feature = "tracy", test))]
+            profile: crate::profiling::FiberProfile::new(),
         }
     }
 

@@ -78,6 +78,10 @@ pub(crate) struct StackSlot {
     pub(crate) top: usize,
     /// Index of the size class.
     pub(crate) class: u32,
+    /// The slot's number in its pool, over every class (for the profiler's
+    /// per-slot fiber-track names).
+    #[cfg(any(feature = "tracy-fibers", test))]
+    pub(crate) index: u32,
 }
 
 impl StackSlot {
@@ -141,6 +145,9 @@ struct Chunk {
     fresh: usize,
     /// Index in the overflow handler's table.
     table_index: usize,
+    /// The pool-wide number of the chunk's first slot.
+    #[cfg(any(feature = "tracy-fibers", test))]
+    first_index: usize,
     /// A fiber on this chunk never finished; the memory must stay mapped.
     leaked: bool,
 }
@@ -158,6 +165,8 @@ struct SizeClass {
 /// What a free slot holds at its top: the next free slot of its class.
 struct FreeSlot {
     next: Option<NonNull<FreeSlot>>,
+    #[cfg(any(feature = "tracy-fibers", test))]
+    index: u32,
 }
 
 /// See the module documentation.
@@ -168,21 +177,30 @@ pub(crate) struct StackPool {
     /// Stacks handed out (or promised to a woken waiter) right now.
     in_use: Cell<usize>,
     max_fibers: usize,
+    /// Fiber-track names of the slots (`tracy-fibers`).
+    #[cfg(any(feature = "tracy-fibers", test))]
+    names: crate::profiling::names::SlotNames,
 }
 
 impl StackPool {
-    /// Reserves `prealloc` stacks of `stack_bytes` (already validated).
+    /// Reserves `prealloc` stacks of `stack_bytes` (already validated) for
+    /// loop `loop_index`.
     pub(crate) fn new(
         stack_bytes: usize,
         prealloc: usize,
         max_fibers: usize,
+        loop_index: usize,
     ) -> io::Result<StackPool> {
         assert!(prealloc <= max_fibers && max_fibers > 0);
+        #[cfg(not(any(feature = "tracy-fibers", test)))]
+        let _ = loop_index;
         let pool = StackPool {
             classes: RefCell::new(Vec::new()),
             guard_kind: detect_guard_kind(),
             in_use: Cell::new(0),
             max_fibers,
+            #[cfg(any(feature = "tracy-fibers", test))]
+            names: crate::profiling::names::SlotNames::lease(loop_index),
         };
         let class = pool.class_index(stack_bytes);
         if prealloc > 0 {
@@ -251,7 +269,13 @@ impl StackPool {
         let node = (slot.top - size_of::<FreeSlot>()) as *mut FreeSlot;
         // SAFETY: the slot's memory is mapped read-write and unused (this
         // function's contract); its top word is aligned for a pointer.
-        unsafe { node.write(FreeSlot { next: class.free }) };
+        unsafe {
+            node.write(FreeSlot {
+                next: class.free,
+                #[cfg(any(feature = "tracy-fibers", test))]
+                index: slot.index,
+            })
+        };
         class.free = NonNull::new(node);
     }
 
@@ -288,27 +312,51 @@ impl StackPool {
             // SAFETY: nodes on the free list were written by `put_slot` into
             // slots that are still mapped and unused.
             class.free = unsafe { node.as_ref().next };
+            #[cfg(any(feature = "tracy-fibers", test))]
+            // SAFETY: as above.
+            let index = unsafe { node.as_ref().index };
             let top = node.as_ptr() as usize + size_of::<FreeSlot>();
             return Some(StackSlot {
                 guard: top - stride,
                 top,
                 class: class_index as u32,
+                #[cfg(any(feature = "tracy-fibers", test))]
+                index,
             });
         }
         let chunk = class.chunks.iter_mut().find(|c| c.fresh < c.slots)?;
         let guard = chunk.start + chunk.fresh * stride;
+        #[cfg(any(feature = "tracy-fibers", test))]
+        let index = (chunk.first_index + chunk.fresh) as u32; // < u32::MAX: `grow`
         chunk.fresh += 1;
         Some(StackSlot {
             guard,
             top: guard + stride,
             class: class_index as u32,
+            #[cfg(any(feature = "tracy-fibers", test))]
+            index,
         })
     }
 
     /// Reserves a chunk of `slots` more stacks for `class_index`.
     fn grow(&self, class_index: usize, slots: usize) -> io::Result<()> {
         let stack_bytes = self.classes.borrow()[class_index].stack_bytes;
-        let chunk = reserve_chunk(stack_bytes, slots, self.guard_kind)?;
+        #[cfg(any(feature = "tracy-fibers", test))]
+        let first_index = self.capacity();
+        #[cfg(any(feature = "tracy-fibers", test))]
+        if first_index + slots > u32::MAX as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "a stack pool is limited to 2^32 - 1 slots",
+            ));
+        }
+        #[cfg_attr(not(any(feature = "tracy-fibers", test)), allow(unused_mut))]
+        let mut chunk = reserve_chunk(stack_bytes, slots, self.guard_kind)?;
+        #[cfg(any(feature = "tracy-fibers", test))]
+        {
+            chunk.first_index = first_index;
+            self.names.reserve(first_index + chunk.slots);
+        }
         log::debug!(
             "reserved {slots} fiber stacks of {} KiB ({:?} guards)",
             stack_bytes / 1024,
@@ -319,6 +367,15 @@ impl StackPool {
         class.slots += chunk.slots;
         class.chunks.push(chunk);
         Ok(())
+    }
+}
+
+impl StackPool {
+    /// The fiber-track name of `slot` (`tracy-fibers`): a process-lifetime
+    /// string, made when the slot was reserved.
+    #[cfg(any(feature = "tracy-fibers", test))]
+    pub(crate) fn track_name(&self, slot: &StackSlot) -> *const std::ffi::c_char {
+        self.names.get(slot.index)
     }
 }
 
@@ -425,6 +482,8 @@ fn reserve_chunk(stack_bytes: usize, slots: usize, guard_kind: GuardKind) -> io:
         slots,
         fresh: 0,
         table_index: usize::MAX,
+        #[cfg(any(feature = "tracy-fibers", test))]
+        first_index: 0,
         leaked: false,
     };
     if let Err(e) = install_guards(&chunk, guard_kind) {
@@ -502,7 +561,7 @@ mod tests {
 
     #[test]
     fn slots_are_reused_lifo_and_classes_are_separate() {
-        let pool = StackPool::new(64 * 1024, 4, 100).unwrap();
+        let pool = StackPool::new(64 * 1024, 4, 100, 0).unwrap();
         assert_eq!(pool.capacity(), 4);
         let a = pool.take_slot(64 * 1024).unwrap();
         let b = pool.take_slot(64 * 1024).unwrap();
@@ -525,8 +584,25 @@ mod tests {
     }
 
     #[test]
+    fn slots_keep_their_pool_wide_index_through_reuse() {
+        let pool = StackPool::new(64 * 1024, 2, 100, 0).unwrap();
+        let a = pool.take_slot(64 * 1024).unwrap();
+        let b = pool.take_slot(64 * 1024).unwrap();
+        // Another class's chunk continues the numbering.
+        let c = pool.take_slot(16 * 1024).unwrap();
+        assert_eq!((a.index, b.index, c.index), (0, 1, 2));
+        // SAFETY: `a` came from this pool and is unused.
+        unsafe { pool.put_slot(a) };
+        assert_eq!(pool.take_slot(64 * 1024).unwrap().index, 0);
+        // A chunk added by growth continues where the last one ended.
+        let d = pool.take_slot(64 * 1024).unwrap();
+        assert_eq!(d.index as usize, 2 + MIN_CHUNK_SLOTS);
+        assert_ne!(pool.track_name(&a), pool.track_name(&d));
+    }
+
+    #[test]
     fn permits_are_bounded() {
-        let pool = StackPool::new(16 * 1024, 0, 2).unwrap();
+        let pool = StackPool::new(16 * 1024, 0, 2, 0).unwrap();
         assert!(pool.try_take_permit());
         assert!(pool.try_take_permit());
         assert!(!pool.try_take_permit());

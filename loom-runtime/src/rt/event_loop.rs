@@ -253,6 +253,12 @@ impl EventLoop {
         // until `release_fiber` (after the fiber finished).
         unsafe {
             fiber.as_ref().cancelled.set(self.cancel_new.get());
+            // The slot's fiber-track name, made when the slot was reserved.
+            #[cfg(any(feature = "tracy-fibers", test))]
+            fiber
+                .as_ref()
+                .profile
+                .set_track(self.pool.track_name(&slot));
             self.sched.admit(fiber);
         }
         Ok(JoinHandle::new(Rc::clone(self), fiber))

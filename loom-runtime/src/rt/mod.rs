@@ -283,8 +283,9 @@ impl Builder {
         };
         let loops = cpus
             .into_iter()
-            .map(|cpu| {
-                let pool = StackPool::new(stack_bytes, self.fibers, max_fibers)?;
+            .enumerate()
+            .map(|(index, cpu)| {
+                let pool = StackPool::new(stack_bytes, self.fibers, max_fibers, index)?;
                 let driver = Driver::open(
                     self.backend,
                     DriverConfig {
@@ -382,6 +383,9 @@ impl Runtime {
             !event_loop::in_runtime(),
             "loom: Runtime::run cannot be called from inside a loom runtime; spawn a fiber instead"
         );
+        // The profiler (feature `tracy`) starts before any loop thread
+        // exists and is released only after all of them were joined.
+        let profile = crate::profiling::RuntimeProfile::start();
         let shared = Arc::new(RuntimeShared {
             remotes: self
                 .loops
@@ -420,6 +424,7 @@ impl Runtime {
                 loop_panic.get_or_insert(payload);
             }
         }
+        profile.finish();
         if let Some(payload) = loop_panic {
             panic::resume_unwind(payload);
         }
@@ -464,6 +469,7 @@ fn run_loop<T>(
         affinity::pin_current_thread(cpu)
             .unwrap_or_else(|e| panic!("loom: cannot pin loop {index}: {e}"))
     });
+    crate::profiling::name_loop_thread(index);
     let _alt_stack = AltStack::ensure().unwrap_or_else(|e| {
         log::warn!("no alternate signal stack for fiber overflow reports: {e}");
         None

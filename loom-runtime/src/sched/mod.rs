@@ -60,7 +60,7 @@ impl Scheduler {
     ///
     /// # Safety
     /// `fiber` points to an initialised control block that stays valid until
-    /// the fiber has finished and [`Scheduler::retire`] was called.
+    /// the fiber has finished and [`FiberControl::retire`] was called.
     pub(crate) unsafe fn admit(&self, fiber: NonNull<FiberControl>) {
         // SAFETY: forwarded from this function's contract.
         let control = unsafe { fiber.as_ref() };
@@ -138,7 +138,14 @@ impl Scheduler {
         // returned, which it has not (contract). Nothing else references it
         // while the loop resumes it: fiber code touches other fields only.
         let coroutine = unsafe { (*control.coroutine.get()).assume_init_mut() };
+        // Profiling (`tracy`): the fiber's zones are begun again (or its
+        // track entered) for this run slice, and ended (left) as soon as it
+        // is over, so they stay well nested on this thread's track.
+        #[cfg(any(feature = "tracy", test))]
+        let profiled = crate::profiling::before_resume(control);
         let outcome = coroutine.resume(());
+        #[cfg(any(feature = "tracy", test))]
+        crate::profiling::after_resume(control, profiled);
         self.current.set(None);
         match outcome {
             corosensei::CoroutineResult::Yield(()) => Resumed::Switched,

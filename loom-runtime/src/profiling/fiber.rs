@@ -1,0 +1,282 @@
+//! Opening and ending zones — in fibers, in loop code, on plain threads —
+//! and the scheduler's hooks that keep a fiber's zones well nested on its
+//! thread's track across switches.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+
+#[cfg(any(test, not(feature = "tracy-fibers")))]
+use super::MAX_FIBER_ZONES;
+use super::{SourceLocation, Zone, backend, by_mode, enabled};
+use crate::fiber::control::FiberControl;
+use crate::rt::event_loop;
+
+/// What a [`Zone`] emitted, so its drop ends exactly that.
+#[derive(Debug)]
+pub(super) enum ZoneKind {
+    /// Nothing (the profiler was not running): nothing to end.
+    Off,
+    /// A zone on a loop thread, emitted directly: loop code outside any
+    /// fiber, or a fiber's zone in fiber-tracks mode. The runtime keeps the
+    /// profiler running while the thread is its loop.
+    Loop,
+    /// A zone on a plain thread, holding one of the profiler's plain-zone
+    /// tickets: the profiler is not shut down until it ends.
+    Plain,
+    /// A zone on this fiber's stack of open zones (replay mode), emitted if
+    /// it is within [`MAX_FIBER_ZONES`] of the bottom.
+    #[cfg(any(test, not(feature = "tracy-fibers")))]
+    Fiber(std::ptr::NonNull<FiberControl>),
+}
+
+impl Zone {
+    /// Opens a zone at `location`; called by `zone!`. A no-op (one relaxed
+    /// load) while the profiler is not running.
+    #[doc(hidden)]
+    #[inline]
+    pub fn begin(location: &'static SourceLocation) -> Zone {
+        let kind = if enabled() {
+            begin(location)
+        } else {
+            ZoneKind::Off
+        };
+        Zone {
+            kind,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for Zone {
+    #[inline]
+    fn drop(&mut self) {
+        if !matches!(self.kind, ZoneKind::Off) {
+            end(&self.kind);
+        }
+    }
+}
+
+fn begin(location: &'static SourceLocation) -> ZoneKind {
+    match event_loop::try_with_current(|lp| lp.sched.current()) {
+        None => begin_plain(location),
+        Some(None) => {
+            // SAFETY: this is a loop thread and `enabled()` held, so its
+            // runtime holds a count on the running profiler (a runtime that
+            // got none started after the shutdown, when `enabled()` can no
+            // longer hold).
+            unsafe { backend::zone_begin(location) };
+            ZoneKind::Loop
+        }
+        Some(Some(fiber)) => by_mode! {
+            tracks => {
+                let _ = fiber;
+                // SAFETY: as above; the zone goes to the fiber's track.
+                unsafe { backend::zone_begin(location) };
+                ZoneKind::Loop
+            },
+            replay => {
+                // SAFETY: the running fiber's control block is valid while
+                // it runs, and it is running: we are on it.
+                let profile = unsafe { &fiber.as_ref().profile };
+                if profile.push(location) {
+                    // SAFETY: as for loop code above.
+                    unsafe { backend::zone_begin(location) };
+                }
+                ZoneKind::Fiber(fiber)
+            },
+        },
+    }
+}
+
+/// A zone on a thread that is not a loop: it takes a plain-zone ticket so
+/// a shutdown cannot free the profiler under it.
+fn begin_plain(location: &'static SourceLocation) -> ZoneKind {
+    #[cfg(not(test))]
+    if !super::lifetime::PROFILER.enter_plain() {
+        return ZoneKind::Off;
+    }
+    // SAFETY: the ticket taken above keeps the profiler running until the
+    // zone's end returns it (in the unit tests there is no profiler to
+    // keep: the recorder is thread-local).
+    unsafe { backend::zone_begin(location) };
+    ZoneKind::Plain
+}
+
+#[inline(never)]
+fn end(kind: &ZoneKind) {
+    match *kind {
+        ZoneKind::Off => {}
+        ZoneKind::Plain => {
+            // SAFETY: this zone's ticket keeps the profiler running.
+            unsafe { backend::zone_end() };
+            #[cfg(not(test))]
+            super::lifetime::PROFILER.leave_plain();
+        }
+        ZoneKind::Loop => {
+            // A zone carried out of its runtime (returned from `run`) stays
+            // open: that runtime no longer keeps the profiler alive, so
+            // ending it here could race the shutdown.
+            if event_loop::in_runtime() {
+                // SAFETY: a loop thread, whose runtime keeps the profiler
+                // running (see `begin`).
+                unsafe { backend::zone_end() };
+            }
+        }
+        #[cfg(any(test, not(feature = "tracy-fibers")))]
+        ZoneKind::Fiber(owner) => {
+            let current = event_loop::try_with_current(|lp| lp.sched.current()).flatten();
+            // A zone carried out of its fiber (returned from it) is left on
+            // the owner's stack, so the owner's switch-outs keep ending it
+            // until the owner finishes; ending it here, in another fiber's
+            // run slice, would close one of that fiber's zones.
+            if current == Some(owner) {
+                // SAFETY: `owner` is the running fiber, whose block is valid.
+                let profile = unsafe { &owner.as_ref().profile };
+                if profile.pop() {
+                    // SAFETY: on a loop thread, as in `begin`.
+                    unsafe { backend::zone_end() };
+                }
+            }
+        }
+    }
+}
+
+/// What a fiber's control block keeps for profiling: its open zones
+/// (replay) or its track's name (fiber tracks).
+pub(crate) struct FiberProfile {
+    /// Zones open in this fiber, counting those past `MAX_FIBER_ZONES`.
+    #[cfg(any(test, not(feature = "tracy-fibers")))]
+    depth: Cell<usize>,
+    /// The first `MAX_FIBER_ZONES` of them, outermost first.
+    #[cfg(any(test, not(feature = "tracy-fibers")))]
+    open: [Cell<Option<&'static SourceLocation>>; MAX_FIBER_ZONES],
+    /// The fiber's Tracy fiber name: its stack slot's, set at spawn.
+    #[cfg(any(test, feature = "tracy-fibers"))]
+    track: Cell<*const std::ffi::c_char>,
+}
+
+impl FiberProfile {
+    pub(crate) const fn new() -> FiberProfile {
+        FiberProfile {
+            #[cfg(any(test, not(feature = "tracy-fibers")))]
+            depth: Cell::new(0),
+            #[cfg(any(test, not(feature = "tracy-fibers")))]
+            open: [const { Cell::new(None) }; MAX_FIBER_ZONES],
+            #[cfg(any(test, feature = "tracy-fibers"))]
+            track: Cell::new(std::ptr::null()),
+        }
+    }
+
+    /// Sets the fiber's track name: a process-lifetime NUL-terminated
+    /// string, unique to the fiber's stack slot among live fibers.
+    #[cfg(any(test, feature = "tracy-fibers"))]
+    pub(crate) fn set_track(&self, name: *const std::ffi::c_char) {
+        self.track.set(name);
+    }
+
+    /// Records a zone opened by the fiber; returns whether it is within the
+    /// recorded depth (and so is to be emitted).
+    #[cfg(any(test, not(feature = "tracy-fibers")))]
+    fn push(&self, location: &'static SourceLocation) -> bool {
+        let depth = self.depth.get();
+        self.depth.set(depth + 1);
+        match self.open.get(depth) {
+            Some(slot) => {
+                slot.set(Some(location));
+                true
+            }
+            None => {
+                too_deep();
+                false
+            }
+        }
+    }
+
+    /// Forgets the innermost open zone; returns whether it had been
+    /// emitted (and so is to be ended). An empty stack — a zone dropped
+    /// in the fiber that got its slot after its owner's — pops nothing.
+    #[cfg(any(test, not(feature = "tracy-fibers")))]
+    fn pop(&self) -> bool {
+        let depth = self.depth.get();
+        if depth == 0 {
+            return false;
+        }
+        self.depth.set(depth - 1);
+        depth <= MAX_FIBER_ZONES
+    }
+
+    /// The open zones that were emitted, outermost first.
+    #[cfg(any(test, not(feature = "tracy-fibers")))]
+    fn recorded(&self) -> impl Iterator<Item = &'static SourceLocation> {
+        let depth = self.depth.get().min(MAX_FIBER_ZONES);
+        self.open[..depth].iter().map(|slot| {
+            slot.get()
+                .expect("the recorded part of the stack is filled")
+        })
+    }
+}
+
+#[cfg(any(test, not(feature = "tracy-fibers")))]
+#[cold]
+fn too_deep() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        log::warn!(
+            "loom: a fiber has more than {MAX_FIBER_ZONES} profiler zones open at once; \
+             the deeper ones are not recorded (this warning is logged once)"
+        );
+    }
+}
+
+/// Called by `Scheduler::resume` just before it switches into `fiber`:
+/// enters the fiber's track, or begins its open zones again. Returns
+/// whether it did, for [`after_resume`].
+#[inline]
+pub(crate) fn before_resume(fiber: &FiberControl) -> bool {
+    if !enabled() {
+        return false;
+    }
+    by_mode! {
+        tracks => {
+            let track = fiber.profile.track.get();
+            debug_assert!(!track.is_null(), "spawn names every fiber's track");
+            // SAFETY: on a loop thread whose runtime keeps the profiler
+            // running (see `begin`); `track` is a process-lifetime string
+            // (`names`), as Tracy, which keys the track by it, requires.
+            unsafe { backend::fiber_enter(track) };
+        },
+        replay => {
+            for location in fiber.profile.recorded() {
+                // SAFETY: on a loop thread, as above.
+                unsafe { backend::zone_begin(location) };
+            }
+        },
+    }
+    true
+}
+
+/// Called by `Scheduler::resume` as soon as `fiber` switched back out
+/// (suspended, yielded or returned), with what [`before_resume`] returned:
+/// leaves the fiber's track, or ends its open zones, innermost first. A
+/// fiber that returned normally has none open; one that forgot a zone
+/// (`mem::forget`) or let one escape gets it ended here.
+#[inline]
+pub(crate) fn after_resume(fiber: &FiberControl, profiled: bool) {
+    if !profiled {
+        return;
+    }
+    by_mode! {
+        tracks => {
+            let _ = fiber;
+            // SAFETY: as in `before_resume`; the fiber was entered there.
+            unsafe { backend::fiber_leave() };
+        },
+        replay => {
+            for _ in fiber.profile.recorded() {
+                // SAFETY: as in `before_resume`.
+                unsafe { backend::zone_end() };
+            }
+        },
+    }
+}

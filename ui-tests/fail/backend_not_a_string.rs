@@ -1,0 +1,2 @@
+#[loom::main(backend = epoll)]
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(backend = "uring")]
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(crate = "my loom")]
+fn main() {}

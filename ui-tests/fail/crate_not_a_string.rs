@@ -1,0 +1,2 @@
+#[loom::main(crate = loom)]
+fn main() {}

@@ -1,0 +1,3 @@
+// The expansion goes through the `crate` path: a wrong one fails there.
+#[loom::main(crate = "nowhere")]
+fn main() {}

@@ -1,0 +1,6 @@
+#[loom::fiber]
+async fn handle() {}
+
+fn main() {
+    let _ = handle;
+}

@@ -1,0 +1,6 @@
+#[loom::fiber]
+const fn handle() {}
+
+fn main() {
+    let _ = handle;
+}

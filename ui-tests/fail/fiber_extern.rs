@@ -1,0 +1,6 @@
+#[loom::fiber]
+extern "C" fn handle() {}
+
+fn main() {
+    let _ = handle;
+}

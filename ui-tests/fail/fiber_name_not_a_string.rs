@@ -1,0 +1,6 @@
+#[loom::fiber(name = conn)]
+fn handle() {}
+
+fn main() {
+    let _ = handle;
+}

@@ -1,0 +1,6 @@
+#[loom::fiber]
+struct Handle;
+
+fn main() {
+    let _ = Handle;
+}

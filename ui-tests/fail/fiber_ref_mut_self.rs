@@ -1,0 +1,10 @@
+struct Conn;
+
+impl Conn {
+    #[loom::fiber]
+    fn serve(&mut self) {}
+}
+
+fn main() {
+    Conn.serve();
+}

@@ -1,0 +1,6 @@
+#[loom::fiber(threads = 2)]
+fn handle() {}
+
+fn main() {
+    let _ = handle;
+}

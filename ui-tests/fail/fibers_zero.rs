@@ -1,0 +1,2 @@
+#[loom::main(fibers = 0)]
+fn main() {}

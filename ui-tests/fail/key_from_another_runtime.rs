@@ -1,0 +1,2 @@
+#[loom::main(worker_threads = 4)]
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(stak_size = "64KiB")]
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(name = "server")]
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(colour = "red")]
+fn main() {}

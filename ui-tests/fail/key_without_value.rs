@@ -1,0 +1,2 @@
+#[loom::main(threads)]
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main]
+fn main(_args: Vec<String>, _verbose: bool) {}

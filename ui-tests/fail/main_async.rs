@@ -1,0 +1,2 @@
+#[loom::main]
+async fn main() {}

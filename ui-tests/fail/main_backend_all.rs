@@ -1,0 +1,2 @@
+#[loom::main(backend = "all")]
+fn main() {}

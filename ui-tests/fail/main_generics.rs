@@ -1,0 +1,2 @@
+#[loom::main]
+fn main<T: Default>() {}

@@ -1,0 +1,4 @@
+#[loom::main]
+fn start() {}
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(max_fibers = 100)]
+fn main() {}

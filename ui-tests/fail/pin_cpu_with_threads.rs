@@ -1,0 +1,2 @@
+#[loom::main(threads = 2, pin = 1)]
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(pin_cpus = 0)]
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(pin = "yes")]
+fn main() {}

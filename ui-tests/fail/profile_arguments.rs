@@ -1,0 +1,6 @@
+#[loom::profile(name = "work")]
+fn work() {}
+
+fn main() {
+    work();
+}

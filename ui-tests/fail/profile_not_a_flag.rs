@@ -1,0 +1,2 @@
+#[loom::main(profile = "yes")]
+fn main() {}

@@ -1,0 +1,6 @@
+#[loom::profile]
+async fn fetch() {}
+
+fn main() {
+    let _ = fetch();
+}

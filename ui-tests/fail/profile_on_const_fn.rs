@@ -1,0 +1,8 @@
+#[loom::profile]
+const fn limit() -> usize {
+    16
+}
+
+fn main() {
+    let _ = limit();
+}

@@ -1,0 +1,8 @@
+#[loom::profile]
+struct Stats {
+    total: u64,
+}
+
+fn main() {
+    let _ = Stats { total: 0 }.total;
+}

@@ -1,0 +1,6 @@
+#[loom::profile]
+trait Handler {
+    fn handle(&self);
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[loom::profile]
+#[allow(unused_imports)]
+use std::io;
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(stack_size = -65536)]
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(stack_size = 1.5)]
+fn main() {}

@@ -1,0 +1,4 @@
+#[loom::test]
+fn echo(_port: u16) {}
+
+fn main() {}

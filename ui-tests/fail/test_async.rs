@@ -1,0 +1,4 @@
+#[loom::test]
+async fn echo() {}
+
+fn main() {}

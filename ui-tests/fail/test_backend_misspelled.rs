@@ -1,0 +1,4 @@
+#[loom::test(backend = "epol")]
+fn echo() {}
+
+fn main() {}

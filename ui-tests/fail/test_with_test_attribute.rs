@@ -1,0 +1,5 @@
+#[loom::test]
+#[test]
+fn echo() {}
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(threads = "4")]
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(threads = 2048)]
+fn main() {}

@@ -1,0 +1,2 @@
+#[loom::main(threads = 0)]
+fn main() {}
