@@ -448,8 +448,13 @@ fn cancelled_accepts_leak_no_descriptors() {
             }
             drop(client);
         }
-        // std's read_dir fd is counted in both measurements.
-        assert_eq!(open_fds(), before);
+        // std's read_dir fd is counted in both measurements. With Tracy
+        // compiled in, its worker thread opens its listening socket some
+        // milliseconds after the first runtime starts, inside this window,
+        // so the count is only exact without it.
+        if cfg!(not(feature = "tracy")) {
+            assert_eq!(open_fds(), before);
+        }
     });
 }
 

@@ -46,17 +46,17 @@
 //!   is on CPU 0), so each op crosses threads both ways. A probe pass
 //!   prints on stderr how many children ran on another CPU than their
 //!   parent.
-//! * `zone`: the cost of a profiler zone (`loom::__private::zone!`, what
-//!   `#[loom::profile]` puts at the top of a function). Inside a fiber, a
-//!   tight loop calls a small `#[inline(never)]` function; one op is one
-//!   call. `plain` is the function without a zone. The zoned function is
-//!   `loom-off` in a default build, where a zone is a zero-sized value and
-//!   compiles to nothing (so it should match `plain`), and `loom-tracy`
-//!   with `--features tracy` (or `tracy-fibers`), where each call begins
-//!   and ends a Tracy zone (in replay mode with `tracy`, on the fiber's
-//!   track with `tracy-fibers`). Each row runs in a child process of its
-//!   own, so each starts the Tracy client afresh (it starts with a
-//!   process's first runtime and lives until exit, see
+//! * `zone`: the cost of a profiler zone (what `#[loom::profile]` puts at
+//!   the top of a function). Inside a fiber, a tight loop calls a small
+//!   `#[inline(never)]` function; one op is one call. `plain` is the
+//!   function without a zone. The zoned function is `loom-off` in a
+//!   default build, where a zone is a zero-sized value and compiles to
+//!   nothing (so it should match `plain`), `loom-tracy` with `--features
+//!   tracy` and `loom-tracy-fibers` with `--features tracy-fibers`, where
+//!   each call begins and ends a Tracy zone (in replay mode with `tracy`,
+//!   on the fiber's track with `tracy-fibers`). Each row runs in a child
+//!   process of its own, so each starts the Tracy client afresh (it starts
+//!   with a process's first runtime and lives until exit, see
 //!   `loom_runtime::profiling`) and neither pays for the other's buffered
 //!   events: with no viewer connected, Tracy keeps every event in memory,
 //!   hence the modest op count. With `tracy`, `plain` too runs with the
@@ -116,7 +116,9 @@ const PROBE_OPS: u64 = 2_000;
 /// while no viewer is connected: keep the whole run in the tens of MB).
 const ZONE_OPS: u64 = 200_000;
 /// The zoned `zone` row's impl name: whether zones are compiled in.
-const ZONED_IMPL: &str = if cfg!(feature = "tracy") {
+const ZONED_IMPL: &str = if cfg!(feature = "tracy-fibers") {
+    "loom-tracy-fibers"
+} else if cfg!(feature = "tracy") {
     "loom-tracy"
 } else {
     "loom-off"
@@ -651,10 +653,10 @@ fn unzoned(x: u64) -> u64 {
         .rotate_left(7)
 }
 
-/// The same work in a profiler zone, as `#[loom::profile]` would write it.
+/// The same work in a profiler zone, opened by `#[loom::profile]`.
 #[inline(never)]
+#[loom::profile]
 fn zoned(x: u64) -> u64 {
-    let _zone = loom::__private::zone!("bench::zoned");
     black_box(x)
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
         .rotate_left(7)
