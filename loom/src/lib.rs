@@ -61,6 +61,20 @@
 //! }
 //! ```
 //!
+//! ## Features
+//!
+//! - `tracy`: profiling zones (from [`macro@profile`] and the `profile`
+//!   option) are [Tracy](https://github.com/wolfpld/tracy) v0.14.1 zones;
+//!   the client listens on localhost only, starts with the first runtime
+//!   and sends its data when the process exits. A zone that spans a fiber
+//!   switch is ended at the switch and begun again when the fiber resumes,
+//!   so zones stay well nested on each loop thread's track.
+//! - `tracy-fibers`: as `tracy`, but every fiber stack slot is a Tracy
+//!   fiber track of its own and zones stay open across switches (dearer:
+//!   see docs/PERFORMANCE.md).
+//!
+//! Without either, a zone is a zero-sized value and Tracy is not built.
+//!
 //! ## Limits
 //!
 //! Every resource is bounded and configured on [`rt::Builder`]: stacks
@@ -218,10 +232,10 @@ pub use loom_macros::fiber;
 /// backend: a panic becomes
 /// ``loom::test `sleeps` failed on backend io_uring: <the panic message>``
 /// (so `#[should_panic(expected = "..")]` still matches), an `Err` is
-/// returned after printing which backend returned it. Naming one backend runs only that one, and fails if the host lacks
-/// it. The other options are those of [`main`](macro@main); other attributes
-/// (`#[ignore]`, `#[should_panic]`) are kept. Writing `#[test]` as well is an
-/// error.
+/// returned after printing which backend returned it. Naming one backend
+/// runs only that one, and fails if the host lacks it. The other options
+/// are those of [`main`](macro@main); other attributes (`#[ignore]`,
+/// `#[should_panic]`) are kept. Writing `#[test]` as well is an error.
 pub use loom_macros::test;
 
 /// Opens a profiling zone at the start of every function it covers.
