@@ -71,10 +71,10 @@ pub(super) unsafe fn zone_begin(location: &'static SourceLocation) {
 /// The client is running and stays running until this returns.
 #[inline]
 pub(super) unsafe fn zone_end() {
-    // SAFETY: running (contract). Tracy ends the track's innermost zone;
-    // the context's id is only checked with Tracy's `verify` feature
-    // (without it the client is built with TRACY_NO_VERIFY), which loom
-    // never enables — so a zone begun again by the replay needs no id.
+    // Tracy ends the track's innermost zone; the context's id is only
+    // checked with Tracy's `verify` feature (never enabled: the client is
+    // built with TRACY_NO_VERIFY), so a replayed zone needs no id.
+    // SAFETY: the client is running (contract).
     unsafe { sys::___tracy_emit_zone_end(sys::___tracy_c_zone_context { id: 0, active: 1 }) };
 }
 

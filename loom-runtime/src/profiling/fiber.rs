@@ -60,10 +60,10 @@ fn begin(location: &'static SourceLocation) -> ZoneKind {
     match event_loop::try_with_current(|lp| lp.sched.current()) {
         None => begin_plain(location),
         Some(None) => {
-            // SAFETY: this is a loop thread and `enabled()` held, so its
-            // runtime holds a count on the running profiler (a runtime that
-            // got none started after the shutdown, when `enabled()` can no
-            // longer hold).
+            // A runtime that got no count started after the shutdown,
+            // when `enabled()` can no longer hold.
+            // SAFETY: a loop thread and `enabled()` held, so its runtime
+            // holds a count on the running profiler.
             unsafe { backend::zone_begin(location) };
             ZoneKind::Loop
         }

@@ -222,11 +222,11 @@ extern "C" fn shut_down_at_exit() {
     let _ = std::panic::catch_unwind(|| {
         PROFILER.shut_down(
             || {
-                // SAFETY: `shut_down` calls this at most once, after
-                // `running` was cleared for good, when no runtime holds a
-                // count (so every profiled loop thread was joined or has
-                // left its loop) and every plain-thread zone ended: no
-                // Tracy call is in flight or will ever be made again.
+                // No runtime holds a count (every profiled loop thread
+                // was joined or left its loop) and every plain-thread zone
+                // ended, and `running` is cleared for good.
+                // SAFETY: called at most once, when (as above) no Tracy
+                // call is in flight or will ever be made again.
                 unsafe { super::backend::shutdown() }
             },
             DRAIN_TIMEOUT,
