@@ -117,3 +117,123 @@ fn a_zone_open_on_a_plain_thread_while_runtimes_end() {
     close.send(()).unwrap();
     holder.join().unwrap();
 }
+
+/// The client loom builds (tracy-client-sys `=0.30.1` with `only-localhost`
+/// and without `broadcast`) listens on loopback only, opens no UDP socket,
+/// refuses a viewer of another protocol version, and welcomes a Tracy 0.14
+/// viewer (protocol 82), naming this process: what the Tracy v0.14.1
+/// profiler needs to connect. Speaks the first bytes of the wire protocol
+/// itself, so no viewer is needed.
+#[cfg(all(feature = "tracy", target_os = "linux"))]
+#[test]
+fn the_client_welcomes_a_tracy_0_14_viewer_on_loopback_only() {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Instant;
+
+    /// Tracy 0.14's `ProtocolVersion` (common/TracyProtocol.hpp).
+    const PROTOCOL: u32 = 82;
+    const HANDSHAKE_WELCOME: u8 = 1;
+    const HANDSHAKE_PROTOCOL_MISMATCH: u8 = 2;
+    /// `WelcomeMessage` (packed): eight 8-byte fields (`pid` is the 7th),
+    /// two flag bytes, a 12-byte CPU vendor, a 4-byte CPU id, a 64-byte
+    /// program name and 1024 bytes of host information.
+    const WELCOME_BYTES: usize = 8 * 8 + 2 + 12 + 4 + 64 + 1024;
+    const PID_OFFSET: usize = 6 * 8;
+
+    /// Opens a viewer connection and sends the handshake for `protocol`.
+    fn handshake(addr: SocketAddr, protocol: u32) -> TcpStream {
+        let mut viewer = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        viewer
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        viewer.write_all(b"TracyPrf").unwrap();
+        viewer.write_all(&protocol.to_le_bytes()).unwrap();
+        viewer
+    }
+
+    // The first runtime of the process starts the client (if no other test
+    // got there first); its worker thread opens the listener soon after.
+    runtime().run(fibers);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listener = loop {
+        let listening = sockets_of_this_process("tcp", LISTEN);
+        if let Some(&addr) = listening.first() {
+            assert_eq!(listening.len(), 1, "one Tracy listener: {listening:?}");
+            break addr;
+        }
+        assert!(Instant::now() < deadline, "Tracy never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(listener.ip().is_loopback(), "Tracy listens on {listener}");
+    assert!(sockets_of_this_process("tcp6", LISTEN).is_empty());
+    for udp in ["udp", "udp6"] {
+        let any = sockets_of_this_process(udp, None);
+        assert!(any.is_empty(), "UDP sockets (a broadcast?): {any:?}");
+    }
+
+    let mut status = [0u8];
+    let mut refused = handshake(listener, PROTOCOL - 1);
+    refused.read_exact(&mut status).unwrap();
+    assert_eq!(status[0], HANDSHAKE_PROTOCOL_MISMATCH);
+
+    let mut viewer = handshake(listener, PROTOCOL);
+    viewer.read_exact(&mut status).unwrap();
+    assert_eq!(status[0], HANDSHAKE_WELCOME);
+    let mut welcome = vec![0u8; WELCOME_BYTES];
+    viewer.read_exact(&mut welcome).unwrap();
+    let pid = u64::from_le_bytes(welcome[PID_OFFSET..PID_OFFSET + 8].try_into().unwrap());
+    assert_eq!(pid, u64::from(std::process::id()));
+    // Hanging up is what a closing viewer does; the client stops sending.
+}
+
+/// `st` of a listening socket in /proc/net/tcp.
+#[cfg(all(feature = "tracy", target_os = "linux"))]
+const LISTEN: Option<&str> = Some("0A");
+
+/// The local addresses of this process's sockets in `/proc/net/<table>`
+/// (in state `state`, if given), found by the inodes of its descriptors.
+#[cfg(all(feature = "tracy", target_os = "linux"))]
+fn sockets_of_this_process(table: &str, state: Option<&str>) -> Vec<std::net::SocketAddr> {
+    use std::collections::HashSet;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+    let inodes: HashSet<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?;
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let text = std::fs::read_to_string(format!("/proc/net/{table}")).unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, st, inode) = (fields[1], fields[3], fields[9]);
+            if !inodes.contains(inode) || state.is_some_and(|wanted| wanted != st) {
+                return None;
+            }
+            // The address is hex in host byte order, 32 bits at a time.
+            let (ip, port) = local.split_once(':')?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            let words: Vec<u32> = (0..ip.len() / 8)
+                .map(|i| u32::from_str_radix(&ip[8 * i..8 * i + 8], 16).unwrap())
+                .collect();
+            let ip = match words.as_slice() {
+                [v4] => Ipv4Addr::from(v4.to_ne_bytes()).into(),
+                v6 => {
+                    let bytes: Vec<u8> = v6.iter().flat_map(|w| w.to_ne_bytes()).collect();
+                    Ipv6Addr::from(<[u8; 16]>::try_from(bytes).unwrap()).into()
+                }
+            };
+            Some(SocketAddr::new(ip, port))
+        })
+        .collect()
+}
