@@ -22,25 +22,25 @@ use proc_macro::TokenStream;
 
 use crate::options::Macro;
 
-/// (`#[loom::main]` comes from the `loom-macros` crate, through `loom`.)
+/// Implemented by the `loom-macros` crate: depend on `loom` and write `#[loom::main]`.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(args.into(), item.into(), Macro::Main).into()
 }
 
-/// (`#[loom::test]` comes from the `loom-macros` crate, through `loom`.)
+/// Implemented by the `loom-macros` crate: depend on `loom` and write `#[loom::test]`.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(args.into(), item.into(), Macro::Test).into()
 }
 
-/// (`#[loom::fiber]` comes from the `loom-macros` crate, through `loom`.)
+/// Implemented by the `loom-macros` crate: depend on `loom` and write `#[loom::fiber]`.
 #[proc_macro_attribute]
 pub fn fiber(args: TokenStream, item: TokenStream) -> TokenStream {
     fiber::expand(args.into(), item.into()).into()
 }
 
-/// (`#[loom::profile]` comes from the `loom-macros` crate, through `loom`.)
+/// Implemented by the `loom-macros` crate: depend on `loom` and write `#[loom::profile]`.
 #[proc_macro_attribute]
 pub fn profile(args: TokenStream, item: TokenStream) -> TokenStream {
     profile::expand(args.into(), item.into()).into()
