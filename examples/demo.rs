@@ -8,7 +8,11 @@
 //!    fibers spread over the loops;
 //! 2. 100 000 fibers, each sleeping on its own 16 KiB stack: how fast they
 //!    spawn, how much resident memory an idle fiber costs, and how many
-//!    heap allocations spawning them made.
+//!    heap allocations spawning them made. Below Linux 6.13 each stack's
+//!    guard page costs two memory mappings, and the default
+//!    `vm.max_map_count` holds about 31 000 of them: the demo then runs as
+//!    many as fit and prints one line saying why and how to raise the
+//!    limit.
 //!
 //! Run with `cargo run --release --example demo`; `-- --quick` for a short
 //! run, `-- --secs S --conns N --threads N` to change the echo phase,
@@ -434,8 +438,38 @@ fn main() -> std::io::Result<()> {
         );
     }
     println!();
-    let fibers = options.fibers;
+    let fibers = fibers_that_fit(options.fibers);
     loom::unblock(move || sleeping_fibers(fibers))?
+}
+
+/// `wanted`, or as many fibers as the host's stack budget holds, with one
+/// line saying why it is fewer.
+fn fibers_that_fit(wanted: usize) -> usize {
+    let budget = loom::rt::stack_budget();
+    // The main fiber takes a stack too; a few mappings may appear between
+    // this reading and the runtime's own (a thread, a ring).
+    let fit = match budget.stacks() {
+        Some(stacks) if stacks < wanted + 1 => stacks.saturating_sub(1 + 64),
+        _ => return wanted,
+    };
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(
+        |_| "this kernel".to_owned(),
+        |r| format!("Linux {}", r.trim()),
+    );
+    let guards = if std::env::var("LOOM_STACK_GUARD").as_deref() == Ok("mprotect") {
+        "LOOM_STACK_GUARD=mprotect asks for mprotect guard pages".to_owned()
+    } else {
+        format!("{kernel} has no MADV_GUARD_INSTALL (Linux >= 6.13), so guard pages use mprotect")
+    };
+    let needed = budget.max_map_count_for(wanted + 1 + 64).unwrap_or(0);
+    println!(
+        "note: running {fit} fibers, not {wanted}: {guards}, two memory mappings per stack, and \
+         vm.max_map_count = {} leaves room for {} stacks; {wanted} need vm.max_map_count >= \
+         {needed} (raise it: sudo sysctl -w vm.max_map_count={needed})",
+        budget.max_map_count().unwrap_or(0),
+        budget.stacks().unwrap_or(0),
+    );
+    fit
 }
 
 const STACK_BYTES: usize = 16 * 1024;

@@ -52,18 +52,20 @@ fn yielding_fibers_interleave_round_robin() {
 
 #[test]
 fn one_hundred_thousand_fibers_on_one_loop() {
-    const N: u64 = 100_000;
+    // Every handle is held until all are spawned: one stack each, at once.
+    let n = loom_tests::fibers_within_budget("one_hundred_thousand_fibers_on_one_loop", 100_000);
     let rt = loom::Runtime::builder()
         .fibers(1024)
-        .max_fibers(N as usize + 1)
+        .max_fibers(n + 1)
         .stack_size(16 * 1024)
         .build()
         .unwrap();
-    let sum = rt.run(|| {
-        let handles: Vec<_> = (0..N).map(|i| loom::spawn(move || i)).collect();
+    let sum = rt.run(move || {
+        let handles: Vec<_> = (0..n as u64).map(|i| loom::spawn(move || i)).collect();
         handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
     });
-    assert_eq!(sum, N * (N - 1) / 2);
+    let n = n as u64;
+    assert_eq!(sum, n * (n - 1) / 2);
 }
 
 #[test]

@@ -107,3 +107,16 @@ fn mprotect_guards_past_vm_max_map_count_are_a_clear_error() {
         "{stdout}"
     );
 }
+
+#[test]
+fn spawning_past_the_stack_budget_waits_for_a_free_stack() {
+    let output = run_child(CHILD, "guard-budget", &[("LOOM_STACK_GUARD", "mprotect")]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{stdout}{err}");
+    assert!(stdout.contains("guard budget ok"), "{stdout}{err}");
+    // Logged once, with the sysctl that would let the pool grow.
+    let warnings = err.matches("sysctl -w vm.max_map_count=").count();
+    assert_eq!(warnings, 1, "{err}");
+    println!("{stdout}{err}");
+}

@@ -1,6 +1,7 @@
 //! Child program for tests that need a process of their own: a panicking
 //! main fiber, a stack overflow, shutdown with blocked fibers (also built
-//! with `panic = "abort"`), guard-page exhaustion, running out of file
+//! with `panic = "abort"`), guard-page exhaustion, spawning at the stack
+//! budget, running out of file
 //! descriptors, io_uring refused by seccomp. Usage:
 //! `loom-child <scenario>`.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
@@ -20,6 +21,7 @@ fn main() {
         "wild-segfault" => wild_segfault(),
         "shutdown" => shutdown(),
         "guard-exhaustion" => guard_exhaustion(),
+        "guard-budget" => guard_budget(),
         "emfile" => emfile(),
         "uring-denied" => uring_denied(),
         other => panic!("unknown scenario {other:?}"),
@@ -155,6 +157,115 @@ fn guard_exhaustion() {
     let rt = loom::Runtime::builder().fibers(16).build().unwrap();
     assert_eq!(rt.run(|| loom::spawn(|| 5).join().unwrap()), 5);
     println!("guard exhaustion ok");
+}
+
+/// Maps pages and `mprotect`s every other one, so the process holds about
+/// `count` more memory mappings (they stay until the process exits): a way
+/// to shrink the stack budget without touching the system-wide sysctl.
+fn use_up_mappings(count: usize) {
+    let page = 4096;
+    let len = (count + 1) * page;
+    // SAFETY: an anonymous mapping at a kernel-chosen address touches no
+    // existing memory.
+    let region = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(region, libc::MAP_FAILED, "map the filler region");
+    for i in (1..count).step_by(2) {
+        // SAFETY: page `i` lies inside the region mapped above, which
+        // nothing else uses.
+        let ok = unsafe { libc::mprotect(region.cast::<u8>().add(i * page).cast(), page, 0) };
+        assert_eq!(ok, 0, "mprotect filler page {i}");
+    }
+}
+
+/// Mappings the process holds now.
+fn mappings_in_use() -> usize {
+    loom::rt::stack_budget()
+        .mappings_in_use()
+        .expect("Linux lists mappings")
+}
+
+/// Spawns `count` detached fibers that each sleep `nap`, and waits for all
+/// of them; returns the most that were alive at once.
+fn spawn_sleepers(count: usize, nap: Duration) -> usize {
+    let alive = Rc::new(Cell::new(0usize));
+    let peak = Rc::new(Cell::new(0usize));
+    let done = Rc::new(Cell::new(0usize));
+    for _ in 0..count {
+        let (alive, peak, done) = (alive.clone(), peak.clone(), done.clone());
+        drop(loom::spawn(move || {
+            alive.set(alive.get() + 1);
+            peak.set(peak.get().max(alive.get()));
+            loom::time::sleep(nap).unwrap();
+            alive.set(alive.get() - 1);
+            done.set(done.get() + 1);
+        }));
+    }
+    while done.get() < count {
+        loom::time::sleep(Duration::from_millis(1)).unwrap();
+    }
+    peak.get()
+}
+
+/// With mprotect guards and `max_fibers` far above what the mapping limit
+/// allows, spawning past the budget waits for a free stack (back-pressure)
+/// instead of failing, and so does spawning after the kernel refuses a
+/// mapping the budget counted on.
+fn guard_budget() {
+    install_logger();
+    let max_map_count = loom::rt::stack_budget()
+        .max_map_count()
+        .expect("mprotect guards on Linux have a mapping limit");
+    // Leave room for about 300 guarded stacks.
+    let target = max_map_count - loom::rt::RESERVED_MAPPINGS - 600;
+    use_up_mappings(target - mappings_in_use());
+    let rt = loom::Runtime::builder()
+        .fibers(16)
+        .max_fibers(100_000)
+        .stack_size(16 * 1024)
+        .build()
+        .unwrap();
+    let budget = rt.stack_budget().expect("mprotect guards have a budget");
+    assert!((200..=320).contains(&budget), "budget {budget}");
+    assert_eq!(rt.fiber_limit(), budget);
+    println!("budget {budget} stacks");
+    rt.run(move || {
+        let peak = spawn_sleepers(3 * budget, Duration::from_millis(5));
+        // The main fiber holds one stack.
+        assert_eq!(peak, budget - 1, "spawns waited at the budget");
+        println!(
+            "waited at the budget: peak {peak} of {} sleepers",
+            3 * budget
+        );
+    });
+
+    // A runtime whose budget the program then takes away: growth fails in
+    // the kernel, and spawns wait at what the pool holds.
+    let rt = loom::Runtime::builder()
+        .fibers(16)
+        .max_fibers(100_000)
+        .stack_size(16 * 1024)
+        .build()
+        .unwrap();
+    let budget = rt.stack_budget().unwrap();
+    rt.run(move || {
+        // Leave the kernel room for about 50 more stacks.
+        let target = max_map_count - 100;
+        use_up_mappings(target - mappings_in_use());
+        let peak = spawn_sleepers(budget, Duration::from_millis(5));
+        let shrunk = loom::rt::stack_budget().stacks();
+        assert!(peak < budget / 2, "peak {peak} of budget {budget}");
+        println!("kernel refused growth: peak {peak} of {budget} sleepers (budget now {shrunk:?})");
+    });
+    println!("guard budget ok");
 }
 
 /// Prints `log` records to stderr, so a test can see the runtime's log

@@ -3,6 +3,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::io::Write;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,29 @@ pub fn runtime() -> loom::Runtime {
         .fibers(64)
         .build()
         .expect("build a runtime")
+}
+
+/// `wanted` fibers holding a stack each, or — where the host's stack
+/// budget (`mprotect` guard pages below Linux 6.13, two mappings per stack
+/// under `vm.max_map_count`) holds fewer — three quarters of the budget,
+/// leaving room for the tests running beside this one. Says so on stderr,
+/// so a smaller run is never silent.
+pub fn fibers_within_budget(test: &str, wanted: usize) -> usize {
+    let budget = loom::rt::stack_budget();
+    match budget.stacks() {
+        Some(fit) if fit < wanted => {
+            let count = fit / 4 * 3;
+            // Straight to fd 2: libtest captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: running {count} fibers, not {wanted}: {budget}; `sysctl -w \
+                 vm.max_map_count={}` would fit them all",
+                budget.max_map_count_for(wanted).unwrap_or(0)
+            );
+            count
+        }
+        _ => wanted,
+    }
 }
 
 /// A deterministic byte pattern (xorshift), distinct for each `seed`, for

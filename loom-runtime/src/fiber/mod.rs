@@ -19,6 +19,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub(crate) mod budget;
 pub(crate) mod control;
 mod join;
 pub(crate) mod overflow;

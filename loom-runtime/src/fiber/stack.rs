@@ -22,13 +22,18 @@
 //! used a slot take fresh ones in address order, so pre-allocating a large
 //! pool touches no memory.
 //!
-//! The number of stacks in use is bounded by `max_fibers`: a would-be
-//! spawner past the limit waits for a permit (see `EventLoop::acquire_stack`).
+//! The number of stacks in use is bounded by the pool's limit: `max_fibers`,
+//! or with `mprotect` guards the loop's share of the host's stack budget
+//! (`budget.rs`) if that is smaller. A would-be spawner past the limit
+//! waits for a permit (see `EventLoop::acquire_permit`). Should the kernel
+//! refuse a mapping anyway (another runtime in the process took its share
+//! first), the budget shrinks to what the pool holds and spawns wait there.
 
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::num::NonZeroUsize;
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use corosensei::stack::{STACK_ALIGNMENT, Stack, StackPointer};
 
@@ -46,12 +51,13 @@ const MIN_CHUNK_SLOTS: usize = 16;
 #[cfg(target_os = "linux")]
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
-/// How guard pages are made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How fiber stacks' guard pages are made (see [`StackBudget`](crate::rt::StackBudget)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GuardKind {
-    /// `madvise(MADV_GUARD_INSTALL)`: no extra mappings.
+    /// `madvise(MADV_GUARD_INSTALL)` (Linux ≥ 6.13): no extra mappings.
     Madvise,
-    /// `mprotect(PROT_NONE)`: two mappings per stack.
+    /// `mprotect(PROT_NONE)`: two mappings per stack, counted against
+    /// `vm.max_map_count` on Linux.
     Mprotect,
 }
 
@@ -169,6 +175,25 @@ struct FreeSlot {
     index: u32,
 }
 
+/// How a pool is sized, decided by `Builder::build`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolLimits {
+    /// Stacks of the default size reserved up front.
+    pub(crate) prealloc: usize,
+    /// The most stacks in use at once (the builder's `max_fibers`).
+    pub(crate) max_fibers: usize,
+    /// The most stacks this pool may reserve over every size class: the
+    /// loop's share of the host's stack budget (`None`: unbounded).
+    pub(crate) budget: Option<usize>,
+    /// The `vm.max_map_count` that would let every loop reach `max_fibers`,
+    /// for the message logged when the budget binds.
+    pub(crate) max_map_count_needed: Option<usize>,
+}
+
+/// Whether some pool already logged that the stack budget binds: once per
+/// process, however many loops and runtimes reach it.
+static BUDGET_WARNED: AtomicBool = AtomicBool::new(false);
+
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct StackPool {
@@ -177,34 +202,45 @@ pub(crate) struct StackPool {
     /// Stacks handed out (or promised to a woken waiter) right now.
     in_use: Cell<usize>,
     max_fibers: usize,
+    /// The most slots to reserve over every class (`usize::MAX`: no
+    /// budget); lowered to the capacity if the kernel refuses a mapping.
+    budget: Cell<usize>,
+    max_map_count_needed: Option<usize>,
+    loop_index: usize,
     /// Fiber-track names of the slots (`tracy-fibers`).
     #[cfg(any(feature = "tracy-fibers", test))]
     names: crate::profiling::names::SlotNames,
 }
 
 impl StackPool {
-    /// Reserves `prealloc` stacks of `stack_bytes` (already validated) for
-    /// loop `loop_index`.
+    /// Reserves `limits.prealloc` stacks of `stack_bytes` (already
+    /// validated) for loop `loop_index`, guarded the `guard_kind` way.
     pub(crate) fn new(
         stack_bytes: usize,
-        prealloc: usize,
-        max_fibers: usize,
+        limits: PoolLimits,
+        guard_kind: GuardKind,
         loop_index: usize,
     ) -> io::Result<StackPool> {
-        assert!(prealloc <= max_fibers && max_fibers > 0);
-        #[cfg(not(any(feature = "tracy-fibers", test)))]
-        let _ = loop_index;
+        assert!(limits.prealloc <= limits.max_fibers && limits.max_fibers > 0);
+        let budget = limits.budget.unwrap_or(usize::MAX);
+        assert!(
+            limits.prealloc <= budget,
+            "build checks fibers against the budget"
+        );
         let pool = StackPool {
             classes: RefCell::new(Vec::new()),
-            guard_kind: detect_guard_kind(),
+            guard_kind,
             in_use: Cell::new(0),
-            max_fibers,
+            max_fibers: limits.max_fibers,
+            budget: Cell::new(budget),
+            max_map_count_needed: limits.max_map_count_needed,
+            loop_index,
             #[cfg(any(feature = "tracy-fibers", test))]
             names: crate::profiling::names::SlotNames::lease(loop_index),
         };
         let class = pool.class_index(stack_bytes);
-        if prealloc > 0 {
-            pool.grow(class, prealloc)?;
+        if limits.prealloc > 0 {
+            pool.grow(class, limits.prealloc)?;
         }
         Ok(pool)
     }
@@ -217,28 +253,48 @@ impl StackPool {
         self.max_fibers
     }
 
+    /// The loop's share of the stack budget, as it stands (`None`: none).
+    pub(crate) fn budget(&self) -> Option<usize> {
+        Some(self.budget.get()).filter(|&b| b != usize::MAX)
+    }
+
+    /// The most stacks in use at once: `max_fibers` or, if smaller, the
+    /// budget.
+    pub(crate) fn limit(&self) -> usize {
+        self.max_fibers.min(self.budget.get())
+    }
+
     /// Total slots reserved, over every class.
     pub(crate) fn capacity(&self) -> usize {
         self.classes.borrow().iter().map(|c| c.slots).sum()
     }
 
-    /// Takes a permit to use one stack, if the limit allows.
     /// Whether [`StackPool::try_take_permit`] would succeed.
     pub(crate) fn has_permit(&self) -> bool {
-        self.in_use.get() < self.max_fibers
+        self.in_use.get() < self.limit()
     }
 
+    /// Takes a permit to use one stack, if the limit allows.
     pub(crate) fn try_take_permit(&self) -> bool {
-        if self.in_use.get() < self.max_fibers {
+        if self.has_permit() {
             self.in_use.set(self.in_use.get() + 1);
             true
         } else {
+            if self.limit() < self.max_fibers {
+                self.warn_budget_binds();
+            }
             false
         }
     }
 
+    /// Whether a permit being given back may go to a waiter: not while
+    /// more are out than the limit (after the budget shrank).
+    pub(crate) fn may_hand_on_permit(&self) -> bool {
+        self.in_use.get() <= self.limit()
+    }
+
     /// Gives a permit back (the caller hands it to a waiter instead when
-    /// one is queued).
+    /// one is queued and [`StackPool::may_hand_on_permit`]).
     pub(crate) fn return_permit(&self) {
         assert!(self.in_use.get() > 0, "stack permit returned twice");
         self.in_use.set(self.in_use.get() - 1);
@@ -250,12 +306,67 @@ impl StackPool {
         if let Some(slot) = self.take_existing(class) {
             return Ok(slot);
         }
-        let slots = self.classes.borrow()[class].slots;
-        let headroom = self.max_fibers.saturating_sub(slots).max(1);
-        self.grow(class, slots.max(MIN_CHUNK_SLOTS).min(headroom))?;
+        let class_slots = self.classes.borrow()[class].slots;
+        let room = self.budget.get().saturating_sub(self.capacity());
+        if room == 0 {
+            // Only reached with several stack sizes: the permit count keeps
+            // a single size within what is reserved.
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "no {} KiB fiber stack is free and loop {}'s stack budget ({} stacks, \
+                     bounded by vm.max_map_count) is reserved by stacks of other sizes; \
+                     use fewer stack sizes or raise `sysctl -w vm.max_map_count=<more>`",
+                    stack_bytes / 1024,
+                    self.loop_index,
+                    self.budget.get()
+                ),
+            ));
+        }
+        let headroom = self.max_fibers.saturating_sub(class_slots).max(1);
+        let mut slots = class_slots.max(MIN_CHUNK_SLOTS).min(headroom).min(room);
+        loop {
+            match self.grow(class, slots) {
+                Ok(()) => break,
+                Err(e) if is_out_of_mappings(&e, self.guard_kind) => {
+                    if slots > 1 {
+                        // Take what still fits rather than nothing.
+                        slots /= 2;
+                        continue;
+                    }
+                    // The kernel refuses what the budget promised: another
+                    // runtime or the program mapped more since `build`.
+                    self.budget.set(self.capacity());
+                    self.warn_budget_binds();
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(self
             .take_existing(class)
             .expect("a freshly reserved chunk has free slots"))
+    }
+
+    /// Logs, once per process, that spawns wait at the stack budget.
+    #[cold]
+    fn warn_budget_binds(&self) {
+        if BUDGET_WARNED.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let raise = match self.max_map_count_needed {
+            Some(needed) => format!("`sysctl -w vm.max_map_count={needed}`"),
+            None => "`sysctl -w vm.max_map_count=<more>`".to_owned(),
+        };
+        log::warn!(
+            "loom: loop {} holds {} fiber stacks, all that fit under vm.max_map_count with \
+             mprotect guard pages (two mappings per stack; Linux < 6.13 has no \
+             MADV_GUARD_INSTALL), below max_fibers = {}: further spawns wait for a stack to be \
+             freed. To reach max_fibers, raise the limit with {raise}.",
+            self.loop_index,
+            self.budget.get(),
+            self.max_fibers
+        );
     }
 
     /// Puts a slot back on its class's free list; the permit is separate.
@@ -394,7 +505,9 @@ impl Drop for StackPool {
     }
 }
 
-fn detect_guard_kind() -> GuardKind {
+/// The guard mode this process's pools use: `LOOM_STACK_GUARD`, else the
+/// best the kernel offers.
+pub(crate) fn detect_guard_kind() -> GuardKind {
     match std::env::var("LOOM_STACK_GUARD").as_deref() {
         Ok("mprotect") => return GuardKind::Mprotect,
         Ok("madvise") | Err(_) => {}
@@ -546,6 +659,13 @@ fn guard_error(e: io::Error, guard_kind: GuardKind, slots: usize) -> io::Error {
     }
 }
 
+/// Whether growing failed because the process may map no more: `ENOMEM`
+/// from `mmap` or a guard's `mprotect` (`vm.max_map_count`), or the
+/// overflow handler's chunk table is full. The pool then stops growing.
+fn is_out_of_mappings(e: &io::Error, guard_kind: GuardKind) -> bool {
+    guard_kind == GuardKind::Mprotect && e.kind() == io::ErrorKind::OutOfMemory
+}
+
 fn release_chunk(chunk: &Chunk) {
     if chunk.table_index != usize::MAX {
         overflow::unregister_chunk(chunk.table_index);
@@ -559,9 +679,28 @@ fn release_chunk(chunk: &Chunk) {
 mod tests {
     use super::*;
 
+    fn pool(stack_bytes: usize, prealloc: usize, max_fibers: usize) -> StackPool {
+        budgeted_pool(stack_bytes, prealloc, max_fibers, None)
+    }
+
+    fn budgeted_pool(
+        stack_bytes: usize,
+        prealloc: usize,
+        max_fibers: usize,
+        budget: Option<usize>,
+    ) -> StackPool {
+        let limits = PoolLimits {
+            prealloc,
+            max_fibers,
+            budget,
+            max_map_count_needed: None,
+        };
+        StackPool::new(stack_bytes, limits, detect_guard_kind(), 0).unwrap()
+    }
+
     #[test]
     fn slots_are_reused_lifo_and_classes_are_separate() {
-        let pool = StackPool::new(64 * 1024, 4, 100, 0).unwrap();
+        let pool = pool(64 * 1024, 4, 100);
         assert_eq!(pool.capacity(), 4);
         let a = pool.take_slot(64 * 1024).unwrap();
         let b = pool.take_slot(64 * 1024).unwrap();
@@ -585,7 +724,7 @@ mod tests {
 
     #[test]
     fn slots_keep_their_pool_wide_index_through_reuse() {
-        let pool = StackPool::new(64 * 1024, 2, 100, 0).unwrap();
+        let pool = pool(64 * 1024, 2, 100);
         let a = pool.take_slot(64 * 1024).unwrap();
         let b = pool.take_slot(64 * 1024).unwrap();
         // Another class's chunk continues the numbering.
@@ -602,12 +741,50 @@ mod tests {
 
     #[test]
     fn permits_are_bounded() {
-        let pool = StackPool::new(16 * 1024, 0, 2, 0).unwrap();
+        let pool = pool(16 * 1024, 0, 2);
         assert!(pool.try_take_permit());
         assert!(pool.try_take_permit());
         assert!(!pool.try_take_permit());
         pool.return_permit();
         assert!(pool.try_take_permit());
+    }
+
+    #[test]
+    fn the_budget_bounds_permits_and_reservations() {
+        let pool = budgeted_pool(16 * 1024, 4, 1000, Some(40));
+        assert_eq!((pool.limit(), pool.budget()), (40, Some(40)));
+        let slots: Vec<_> = (0..40)
+            .map(|_| {
+                assert!(pool.try_take_permit());
+                pool.take_slot(16 * 1024).unwrap()
+            })
+            .collect();
+        assert_eq!(pool.capacity(), 40, "growth stops at the budget exactly");
+        assert!(!pool.try_take_permit(), "the 41st stack waits");
+        pool.return_permit();
+        // SAFETY: the slot came from this pool and is unused.
+        unsafe { pool.put_slot(slots[0]) };
+        assert!(pool.try_take_permit());
+        assert_eq!(pool.take_slot(16 * 1024).unwrap().top, slots[0].top);
+        // Another size finds the budget reserved: a clear error, no mapping.
+        let err = pool.take_slot(32 * 1024).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
+        assert!(err.to_string().contains("vm.max_map_count"), "{err}");
+        assert_eq!(pool.capacity(), 40);
+    }
+
+    #[test]
+    fn permits_over_a_shrunken_budget_are_not_handed_on() {
+        let pool = budgeted_pool(16 * 1024, 0, 10, Some(8));
+        for _ in 0..3 {
+            assert!(pool.try_take_permit());
+        }
+        // As after the kernel refused a mapping with 2 stacks reserved.
+        pool.budget.set(2);
+        assert!(!pool.may_hand_on_permit());
+        pool.return_permit();
+        assert!(pool.may_hand_on_permit());
+        assert!(!pool.has_permit());
     }
 
     #[test]

@@ -236,14 +236,7 @@ impl EventLoop {
     {
         let stack_bytes = stack_bytes.unwrap_or(self.config.stack_bytes);
         let layout = ResultLayout::of::<T>(stack_bytes)?;
-        self.acquire_permit()?;
-        let slot = match self.pool.take_slot(stack_bytes) {
-            Ok(slot) => slot,
-            Err(e) => {
-                self.release_permit();
-                return Err(e);
-            }
-        };
+        let slot = self.acquire_stack(stack_bytes)?;
         let id = self.next_fiber_id.get();
         self.next_fiber_id.set(id + 1);
         // SAFETY: `slot` was just taken from the pool, so nothing else uses
@@ -264,8 +257,31 @@ impl EventLoop {
         Ok(JoinHandle::new(Rc::clone(self), fiber))
     }
 
-    /// Takes a stack permit, waiting in FIFO order while `max_fibers`
-    /// stacks are in use (back-pressure for accept loops).
+    /// Takes a stack permit and a slot of `stack_bytes`, waiting while the
+    /// pool's limit of stacks is in use.
+    fn acquire_stack(&self, stack_bytes: usize) -> io::Result<StackSlot> {
+        loop {
+            self.acquire_permit()?;
+            match self.pool.take_slot(stack_bytes) {
+                Ok(slot) => return Ok(slot),
+                Err(e) => {
+                    // Over the limit only if the kernel refused a mapping
+                    // the budget counted on and the budget shrank to the
+                    // stacks reserved, all in use: then the permit is not
+                    // handed on, and this spawn waits for a stack like any
+                    // at the limit (outside a fiber: WouldBlock).
+                    let over_limit = !self.pool.may_hand_on_permit();
+                    self.release_permit();
+                    if !over_limit || self.pool.capacity() == 0 {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes a stack permit, waiting in FIFO order while the pool's limit
+    /// of stacks is in use (back-pressure for accept loops).
     fn acquire_permit(&self) -> io::Result<()> {
         if self.pool.try_take_permit() {
             return Ok(());
@@ -308,8 +324,13 @@ impl EventLoop {
         }
     }
 
-    /// Returns a permit, handing it straight to the oldest waiter if any.
+    /// Returns a permit, handing it straight to the oldest waiter if any
+    /// (unless more permits are out than a shrunken budget allows).
     fn release_permit(&self) {
+        if !self.pool.may_hand_on_permit() {
+            self.pool.return_permit();
+            return;
+        }
         let link = self.stack_waiters.pop_front();
         if link.is_null() {
             self.pool.return_permit();

@@ -22,9 +22,11 @@ use std::time::Duration;
 
 pub use crate::driver::Backend;
 use crate::driver::{Driver, DriverConfig};
+pub use crate::fiber::budget::{RESERVED_MAPPINGS, StackBudget, stack_budget};
 use crate::fiber::control::FiberName;
 use crate::fiber::overflow::AltStack;
-use crate::fiber::stack::{self, StackPool};
+pub use crate::fiber::stack::GuardKind;
+use crate::fiber::stack::{self, PoolLimits, StackPool};
 pub use cross::{SendJoinHandle, broadcast, spawn_on};
 use event_loop::{EventLoop, LoopConfig, LoopGuard, RuntimeShared};
 
@@ -177,7 +179,8 @@ impl Builder {
 
     /// Number of stacks reserved at start-up, per loop. Reserving is cheap —
     /// address space plus one guard install per stack; memory is committed
-    /// only when a fiber touches it.
+    /// only when a fiber touches it. With `mprotect` guard pages (Linux
+    /// below 6.13) it must fit in the loop's share of the [`stack_budget`].
     pub fn fibers(mut self, fibers: usize) -> Builder {
         self.fibers = fibers;
         self
@@ -187,6 +190,13 @@ impl Builder {
     /// blocked, or finished with an unjoined handle). The pool grows towards
     /// it on demand; past it, spawning fibers wait for a stack to be
     /// released.
+    ///
+    /// With `mprotect` guard pages (Linux below 6.13, where each stack costs
+    /// two of the process's `vm.max_map_count` mappings) growth also stops
+    /// at the loop's share of the [`stack_budget`], and spawns wait there
+    /// the same way; a warning, logged once, names the sysctl that would
+    /// let the pool reach `max_fibers`. [`Runtime::fiber_limit`] tells
+    /// which bound is in force.
     pub fn max_fibers(mut self, max_fibers: usize) -> Builder {
         self.max_fibers = Some(max_fibers);
         self
@@ -229,8 +239,9 @@ impl Builder {
     /// fewer CPUs than loops or to a CPU outside the process's affinity mask;
     /// `Unsupported` for pinning off Linux or a backend this host lacks
     /// (explicit `IoUring` where io_uring is refused, e.g. `EPERM` under a
-    /// seccomp filter); the reservation's error (e.g. `OutOfMemory` naming
-    /// `vm.max_map_count`) if the stacks cannot be mapped.
+    /// seccomp filter); `OutOfMemory` naming `vm.max_map_count` when
+    /// `fibers` exceeds a loop's share of the [`stack_budget`]; the
+    /// reservation's error if the stacks cannot be mapped.
     pub fn build(self) -> io::Result<Runtime> {
         if self.threads == 0 || self.threads > MAX_THREADS {
             return Err(invalid(format!(
@@ -281,11 +292,24 @@ impl Builder {
                 cpus.iter().take(self.threads).copied().map(Some).collect()
             }
         };
+        let guard_kind = stack::detect_guard_kind();
+        let budget = StackBudget::read(guard_kind);
+        let limits = PoolLimits {
+            prealloc: self.fibers,
+            max_fibers,
+            budget: budget.per_loop(self.threads),
+            max_map_count_needed: budget.max_map_count_for(max_fibers.saturating_mul(self.threads)),
+        };
+        if let Some(per_loop) = limits.budget
+            && self.fibers > per_loop
+        {
+            return Err(over_budget(&budget, self.fibers, self.threads, per_loop));
+        }
         let loops = cpus
             .into_iter()
             .enumerate()
             .map(|(index, cpu)| {
-                let pool = StackPool::new(stack_bytes, self.fibers, max_fibers, index)?;
+                let pool = StackPool::new(stack_bytes, limits, guard_kind, index)?;
                 let driver = Driver::open(
                     self.backend,
                     DriverConfig {
@@ -305,6 +329,22 @@ impl Builder {
             },
         })
     }
+}
+
+/// `fibers` stacks per loop do not fit in the host's mapping budget.
+fn over_budget(budget: &StackBudget, fibers: usize, threads: usize, per_loop: usize) -> io::Error {
+    let needed = budget
+        .max_map_count_for(fibers.saturating_mul(threads))
+        .map_or_else(|| "<more>".to_owned(), |n| n.to_string());
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!(
+            "cannot install guard pages for {fibers} fiber stacks per loop ({threads} loops): \
+             {per_loop} fit per loop ({budget}). Raise the limit with `sysctl -w \
+             vm.max_map_count={needed}`, lower `fibers`, or run on Linux >= 6.13 where \
+             MADV_GUARD_INSTALL needs no extra mappings"
+        ),
+    )
 }
 
 fn invalid(message: String) -> io::Error {
@@ -444,6 +484,31 @@ impl Runtime {
         self.loops[0].driver.backend()
     }
 
+    /// Each loop's share of the [`stack_budget`] read when the runtime was
+    /// built (`None` where stacks have no mapping budget: `MADV_GUARD_INSTALL`
+    /// guards on Linux ≥ 6.13, or no mapping limit to read). It may shrink
+    /// later if the kernel refuses a mapping the budget counted on.
+    pub fn stack_budget(&self) -> Option<usize> {
+        self.loops[0].pool.budget()
+    }
+
+    /// The most fibers one loop can hold at once: `max_fibers`, or the
+    /// loop's [`stack_budget`](Runtime::stack_budget) if that is smaller.
+    /// Spawning past it waits for a stack to be freed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = loom::Runtime::builder().max_fibers(1_000_000).build()?;
+    /// // Linux >= 6.13: 1 000 000. Below it (mprotect guard pages, two
+    /// // mappings per stack): about 31 700 at the default vm.max_map_count.
+    /// println!("up to {} fibers at once", rt.fiber_limit());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn fiber_limit(&self) -> usize {
+        self.loops[0].pool.limit()
+    }
+
     /// Stacks reserved so far, over all loops.
     pub fn reserved_fibers(&self) -> usize {
         self.loops.iter().map(|parts| parts.pool.capacity()).sum()
@@ -513,6 +578,7 @@ impl fmt::Debug for Runtime {
             .field("reserved_fibers", &self.reserved_fibers())
             .field("max_fibers", &first.pool.max_fibers())
             .field("guard_kind", &first.pool.guard_kind())
+            .field("stack_budget", &first.pool.budget())
             .field(
                 "cpus",
                 &self.loops.iter().map(|parts| parts.cpu).collect::<Vec<_>>(),
