@@ -49,25 +49,33 @@ fn io_uring_refused_by_seccomp_falls_back_to_epoll() {
     assert!(fallback_lines[0].contains("EPERM") || fallback_lines[0].contains("not permitted"));
 }
 
+/// The demo, built beforehand where cargo cannot run (CI's older-kernel VM:
+/// `LOOM_DEMO_BIN`), else built here.
+fn demo_binary() -> String {
+    std::env::var("LOOM_DEMO_BIN").unwrap_or_else(|_| {
+        let target_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "loom-examples",
+                "--example",
+                "demo",
+            ])
+            .args(["--target-dir", target_dir])
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "building the demo failed");
+        format!("{target_dir}/debug/examples/demo")
+    })
+}
+
 /// README command 1 under the same seccomp filter: the demo runs its echo
 /// table on epoll only, and the rest of it still works.
 #[test]
 fn the_demo_runs_when_io_uring_is_refused() {
-    let target_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target");
-    let status = std::process::Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "loom-examples",
-            "--example",
-            "demo",
-        ])
-        .args(["--target-dir", target_dir])
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building the demo failed");
-    let demo = format!("{target_dir}/debug/examples/demo");
+    let demo = demo_binary();
     let output = run_child(
         CHILD,
         "uring-denied",
@@ -91,4 +99,32 @@ fn the_demo_runs_when_io_uring_is_refused() {
         report(&output)
     );
     assert!(stdout.contains("loom demo 2/2"), "{}", report(&output));
+}
+
+/// `LOOM_BACKEND=io_uring` where io_uring is refused: `#[loom::main]`
+/// says why and exits with status 1 — no panic, no fallback the user did
+/// not ask for.
+#[test]
+fn loom_backend_io_uring_where_it_is_refused_is_a_clear_error() {
+    let demo = demo_binary();
+    let output = run_child(
+        CHILD,
+        "uring-denied",
+        &[
+            ("LOOM_CHILD_EXEC", demo.as_str()),
+            ("LOOM_CHILD_EXEC_ARGS", "--quick"),
+            ("LOOM_CHILD_EXEC_ENV", "LOOM_BACKEND=io_uring"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", report(&output));
+    assert!(
+        stderr.contains(
+            "Error: loom::main: cannot start the runtime: LOOM_BACKEND=io_uring, but io_uring \
+             cannot be used here"
+        ) && stderr.contains("unset LOOM_BACKEND"),
+        "{}",
+        report(&output)
+    );
+    assert!(!stderr.contains("panicked"), "{}", report(&output));
 }

@@ -35,6 +35,12 @@ fn echo_server() -> SocketAddr {
 }
 
 fn echo_round_trips(connections: usize, messages: usize, size: usize) {
+    // Both ends of every connection, and the tests running beside this one.
+    let fd_limit = loom_tests::raise_fd_limit();
+    assert!(
+        fd_limit as usize > 2 * connections + 256,
+        "{connections} connections need more than RLIMIT_NOFILE {fd_limit} descriptors"
+    );
     on_each_backend(move || {
         let addr = echo_server();
         let clients: Vec<_> = (0..connections)
@@ -417,8 +423,26 @@ fn accept_loops_that_swallow_errors_do_not_hang_shutdown() {
     assert!(start.elapsed() < Duration::from_secs(10));
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
+/// This process's descriptors that are IPv4 TCP sockets with `port` at
+/// either end. Only these: tests running in parallel open descriptors of
+/// their own, and so does Tracy's listener when it is compiled in.
+fn fds_on_port(port: u16) -> usize {
+    let port = format!(":{port:04X}");
+    let inodes: std::collections::HashSet<String> = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let ours = fields[1].ends_with(&port) || fields[2].ends_with(&port);
+            ours.then(|| format!("socket:[{}]", fields[9]))
+        })
+        .collect();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| inodes.contains(target.to_string_lossy().as_ref()))
+        .count()
 }
 
 /// An accept cancelled while its connection arrives either returns the
@@ -429,7 +453,8 @@ fn cancelled_accepts_leak_no_descriptors() {
     on_each_backend(|| {
         let listener = Rc::new(TcpListener::bind("127.0.0.1:0").unwrap());
         let addr = listener.local_addr().unwrap();
-        let before = open_fds();
+        let before = fds_on_port(addr.port());
+        assert_eq!(before, 1, "the listener");
         for _ in 0..100 {
             let acceptor = {
                 let listener = Rc::clone(&listener);
@@ -448,13 +473,7 @@ fn cancelled_accepts_leak_no_descriptors() {
             }
             drop(client);
         }
-        // std's read_dir fd is counted in both measurements. With Tracy
-        // compiled in, its worker thread opens its listening socket some
-        // milliseconds after the first runtime starts, inside this window,
-        // so the count is only exact without it.
-        if cfg!(not(feature = "tracy")) {
-            assert_eq!(open_fds(), before);
-        }
+        assert_eq!(fds_on_port(addr.port()), before);
     });
 }
 

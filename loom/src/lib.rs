@@ -113,7 +113,10 @@ mod macro_support;
 /// ```
 /// fn main() -> std::io::Result<()> {
 ///     let runtime = loom::rt::Builder::new().threads(1).stack_size(64 * 1024).fibers(64).build();
-///     let runtime = runtime.unwrap_or_else(|e| panic!("loom::main: cannot start the runtime: {e}"));
+///     let runtime = runtime.unwrap_or_else(|e| {
+///         eprintln!("Error: loom::main: cannot start the runtime: {e}");
+///         std::process::exit(1)
+///     });
 ///     runtime.run(move || -> std::io::Result<()> {
 ///         let worker = loom::spawn(|| 6 * 7);
 ///         assert_eq!(worker.join().unwrap(), 42);
@@ -145,7 +148,8 @@ mod macro_support;
 /// offending token. (The runtime rounds stack sizes up to the host's page,
 /// 16 KiB on Apple silicon.) What only the host can tell — whether a backend
 /// or a CPU is available — is checked when the runtime starts, and a failure
-/// panics with `loom::main: cannot start the runtime: <why>`.
+/// prints `Error: loom::main: cannot start the runtime: <why>` and exits
+/// with status 1.
 pub use loom_macros::main;
 
 /// Makes calling a function spawn its body as a fiber on the current loop.

@@ -10,10 +10,15 @@ use loom_runtime::{JoinHandle, fiber, rt};
 
 /// `#[loom::main]`: builds the runtime and runs `main` as its main fiber.
 ///
+/// If the runtime cannot be built — the host lacks what was asked for, such
+/// as `LOOM_BACKEND=io_uring` on a kernel that refuses io_uring — the
+/// program prints why to stderr and exits with status 1, as a `main` that
+/// returns an error does: that is a deployment problem, not a bug, and a
+/// panic's backtrace hint would only hide the reason.
+///
 /// # Panics
 ///
-/// If the runtime cannot be built (the message says why), and as
-/// [`rt::Runtime::run`] does.
+/// As [`rt::Runtime::run`] does.
 #[track_caller]
 pub fn run_main<F, T>(builder: rt::Builder, main: F) -> T
 where
@@ -22,7 +27,10 @@ where
 {
     match builder.build() {
         Ok(runtime) => runtime.run(main),
-        Err(e) => panic!("loom::main: cannot start the runtime: {e}"),
+        Err(e) => {
+            eprintln!("Error: loom::main: cannot start the runtime: {e}");
+            std::process::exit(1)
+        }
     }
 }
 

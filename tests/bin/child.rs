@@ -470,10 +470,17 @@ fn uring_denied() {
             .split_whitespace()
             .map(str::to_owned)
             .collect();
-        let err = std::process::Command::new(program)
-            .args(args)
-            .env_remove("LOOM_CHILD_EXEC")
-            .exec();
+        let mut command = std::process::Command::new(program);
+        command.args(args).env_remove("LOOM_CHILD_EXEC");
+        // `NAME=value` for the exec'd program only (this child must not
+        // see it: it builds runtimes of its own above).
+        if let Ok(var) = std::env::var("LOOM_CHILD_EXEC_ENV") {
+            let (name, value) = var
+                .split_once('=')
+                .expect("LOOM_CHILD_EXEC_ENV is NAME=value");
+            command.env(name, value);
+        }
+        let err = command.exec();
         panic!("exec failed: {err}");
     }
 }

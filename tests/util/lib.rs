@@ -38,6 +38,28 @@ pub fn fibers_within_budget(test: &str, wanted: usize) -> usize {
     }
 }
 
+/// Raises this process's soft limit on open descriptors to its hard limit
+/// and returns it, for tests that hold thousands of sockets: shells and
+/// init systems often start processes at 1024 (a VM's init does).
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for getrlimit to fill in.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: `limit` is a valid rlimit; raising the soft limit up to
+        // the hard one needs no privilege.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    }
+    limit.rlim_cur as u64
+}
+
 /// A deterministic byte pattern (xorshift), distinct for each `seed`, for
 /// transfer tests that check every byte arrived.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {

@@ -21,6 +21,7 @@ pub(crate) mod uring;
 
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::sched::Scheduler;
@@ -157,15 +158,27 @@ impl Driver {
     /// Opens the backend `requested` asks for (after `LOOM_BACKEND`), with
     /// `Auto`'s fallback.
     pub(crate) fn open(requested: Backend, config: DriverConfig) -> io::Result<Driver> {
-        let requested = match std::env::var("LOOM_BACKEND") {
-            Ok(name) if requested == Backend::Auto && !name.is_empty() => {
-                Backend::from_name(&name)?
-            }
-            _ => requested,
+        let from_env = match std::env::var("LOOM_BACKEND") {
+            Ok(name) if requested == Backend::Auto && !name.is_empty() => Some(
+                Backend::from_name(&name)
+                    .map_err(|e| io::Error::new(e.kind(), format!("LOOM_BACKEND={name:?}: {e}")))?,
+            ),
+            _ => None,
         };
+        let requested = from_env.unwrap_or(requested);
         match requested {
             Backend::Auto => Ok(Self::open_auto(config)),
-            Backend::IoUring => Self::open_uring(config),
+            Backend::IoUring => Self::open_uring(config).map_err(|e| match from_env {
+                Some(_) => io::Error::new(
+                    e.kind(),
+                    format!(
+                        "LOOM_BACKEND=io_uring, but io_uring cannot be used here: {e}; unset \
+                         LOOM_BACKEND (or set it to auto) to fall back to {}",
+                        poll::NATIVE
+                    ),
+                ),
+                None => e,
+            }),
             Backend::Epoll | Backend::Kqueue if requested != poll::NATIVE => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!("the {requested} backend does not exist on this platform"),
@@ -188,12 +201,15 @@ impl Driver {
     }
 
     fn open_auto(config: DriverConfig) -> Driver {
+        // Once per process: every loop of every runtime would say the same.
+        static FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
         match Self::open_uring(config) {
             Ok(driver) => return driver,
-            Err(e) => log::info!(
+            Err(e) if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) => log::info!(
                 "loom: io_uring unavailable ({e}); using {} instead",
                 poll::NATIVE
             ),
+            Err(e) => log::debug!("loom: io_uring unavailable ({e})"),
         }
         match poll::Poll::new(config) {
             Ok(poll) => Driver::Poll(poll),

@@ -58,15 +58,48 @@ const REQUIRED_OPCODES: &[(u8, &str)] = &[
 ];
 
 /// Setup flags tried in order: each later set drops the flag the kernel
-/// may have refused (`EINVAL`) in the one before. `R_DISABLED` lets the
-/// loop's thread, not the building thread, become the single issuer.
-const SETUP_ATTEMPTS: &[(bool, bool, bool)] = &[
-    // (single_issuer + r_disabled, defer_taskrun, coop_taskrun)
-    (true, true, true),
-    (true, false, true),
-    (false, false, true),
-    (false, false, false),
+/// may have refused (`EINVAL`) in the one before — `DEFER_TASKRUN` (Linux
+/// 6.1), then `SINGLE_ISSUER` (6.0), then `COOP_TASKRUN` (5.19).
+/// `R_DISABLED` (5.10) lets the loop's thread, not the building thread,
+/// become the single issuer.
+const SETUP_ATTEMPTS: &[SetupFlags] = &[
+    SetupFlags::new(true, true, true),
+    SetupFlags::new(true, false, true),
+    SetupFlags::new(false, false, true),
+    SetupFlags::new(false, false, false),
 ];
+
+/// One set of optional setup flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SetupFlags {
+    /// `SINGLE_ISSUER` together with `R_DISABLED`.
+    single_issuer: bool,
+    defer_taskrun: bool,
+    coop_taskrun: bool,
+}
+
+impl SetupFlags {
+    const fn new(single_issuer: bool, defer_taskrun: bool, coop_taskrun: bool) -> SetupFlags {
+        SetupFlags {
+            single_issuer,
+            defer_taskrun,
+            coop_taskrun,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match (self.single_issuer, self.defer_taskrun, self.coop_taskrun) {
+            (true, true, true) => "SINGLE_ISSUER|R_DISABLED|DEFER_TASKRUN|COOP_TASKRUN",
+            (true, false, true) => "SINGLE_ISSUER|R_DISABLED|COOP_TASKRUN",
+            (true, true, false) => "SINGLE_ISSUER|R_DISABLED|DEFER_TASKRUN",
+            (true, false, false) => "SINGLE_ISSUER|R_DISABLED",
+            (false, true, true) => "DEFER_TASKRUN|COOP_TASKRUN",
+            (false, true, false) => "DEFER_TASKRUN",
+            (false, false, true) => "COOP_TASKRUN",
+            (false, false, false) => "no flags",
+        }
+    }
+}
 
 /// See the module documentation.
 pub(crate) struct Uring {
@@ -110,32 +143,32 @@ impl Uring {
     }
 
     fn setup(entries: u32) -> io::Result<(IoUring, &'static str)> {
+        Self::setup_with(entries, SETUP_ATTEMPTS)
+    }
+
+    /// Creates a ring with the first of `attempts` the kernel accepts.
+    fn setup_with(entries: u32, attempts: &[SetupFlags]) -> io::Result<(IoUring, &'static str)> {
         let mut last_error = None;
-        for &(single_issuer, defer_taskrun, coop_taskrun) in SETUP_ATTEMPTS {
+        for &flags in attempts {
             let mut builder = IoUring::builder();
             builder
                 .setup_cqsize(entries.saturating_mul(4))
                 .setup_clamp();
-            if single_issuer {
+            if flags.single_issuer {
                 builder.setup_single_issuer().setup_r_disabled();
             }
-            if defer_taskrun {
+            if flags.defer_taskrun {
                 builder.setup_defer_taskrun();
             }
-            if coop_taskrun {
+            if flags.coop_taskrun {
                 builder.setup_coop_taskrun();
             }
             match builder.build(entries) {
-                Ok(ring) => {
-                    let setup = match (single_issuer, defer_taskrun, coop_taskrun) {
-                        (true, true, true) => "SINGLE_ISSUER|R_DISABLED|DEFER_TASKRUN|COOP_TASKRUN",
-                        (true, false, true) => "SINGLE_ISSUER|R_DISABLED|COOP_TASKRUN",
-                        (false, false, true) => "COOP_TASKRUN",
-                        _ => "no flags",
-                    };
-                    return Ok((ring, setup));
+                Ok(ring) => return Ok((ring, flags.describe())),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    log::debug!("loom: io_uring refused {} (EINVAL)", flags.describe());
+                    last_error = Some(e);
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last_error = Some(e),
                 Err(e) => return Err(named("io_uring_setup", e)),
             }
         }
@@ -442,6 +475,62 @@ impl Drop for Uring {
                 "loom: {} io_uring operations still in flight at shutdown",
                 self.in_flight.get()
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The running kernel's (major, minor) version.
+    fn kernel_version() -> (u32, u32) {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut numbers = release
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|n| n.parse().unwrap());
+        (numbers.next().unwrap(), numbers.next().unwrap())
+    }
+
+    #[test]
+    fn setup_takes_every_flag_the_kernel_has() {
+        let Ok((_ring, setup)) = Uring::setup(8) else {
+            // Refused outright (seccomp, io_uring_disabled): nothing to check.
+            eprintln!("io_uring refused here; setup flags not checked");
+            return;
+        };
+        let expected = match kernel_version() {
+            v if v >= (6, 1) => "SINGLE_ISSUER|R_DISABLED|DEFER_TASKRUN|COOP_TASKRUN",
+            v if v >= (6, 0) => "SINGLE_ISSUER|R_DISABLED|COOP_TASKRUN",
+            v if v >= (5, 19) => "COOP_TASKRUN",
+            _ => "no flags",
+        };
+        assert_eq!(setup, expected, "kernel {:?}", kernel_version());
+    }
+
+    #[test]
+    fn a_refused_flag_set_falls_back_to_the_next() {
+        // DEFER_TASKRUN without SINGLE_ISSUER: EINVAL on every kernel (a
+        // rule since 6.1, an unknown flag before).
+        let refused = SetupFlags::new(false, true, false);
+        let plain = SetupFlags::new(false, false, false);
+        if Uring::setup_with(8, &[plain]).is_err() {
+            eprintln!("io_uring refused here; fallback not checked");
+            return;
+        }
+        let (_ring, setup) = Uring::setup_with(8, &[refused, plain]).unwrap();
+        assert_eq!(setup, "no flags");
+        let err = Uring::setup_with(8, &[refused]).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    }
+
+    #[test]
+    fn the_kernel_has_every_opcode_and_feature_loom_uses() {
+        match Uring::probe() {
+            Ok(()) => {}
+            // Below 5.11 (or where io_uring is refused) Auto must fall back.
+            Err(e) if kernel_version() < (5, 11) => eprintln!("no io_uring here: {e}"),
+            Err(e) => panic!("kernel {:?}: {e}", kernel_version()),
         }
     }
 }

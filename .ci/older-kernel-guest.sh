@@ -1,0 +1,37 @@
+#!/bin/sh
+# Runs inside the older-kernel VM (busybox sh), started by older-kernel.sh:
+#   older-kernel-guest.sh DEMO ABORT_CHILD TEST_LIST
+# Runs the demo with its default arguments, then each test binary listed
+# in TEST_LIST; exits non-zero if any of them failed.
+set -u
+demo=$1
+export LOOM_DEMO_BIN=$demo LOOM_ABORT_CHILD_BIN=$2
+list=$3
+echo "guest: Linux $(uname -r), $(nproc) CPUs, vm.max_map_count $(cat /proc/sys/vm/max_map_count), RLIMIT_NOFILE $(ulimit -n)/$(ulimit -Hn)"
+# Tests that need a server start it on 127.0.0.1.
+ip link set lo up 2>/dev/null || true
+
+runs=0
+failed=""
+run() {
+    name=$1
+    shift
+    start=$(date +%s)
+    runs=$((runs + 1))
+    if "$@"; then
+        echo "== $name: ok ($(($(date +%s) - start)) s)"
+    else
+        echo "== $name: FAILED ($(($(date +%s) - start)) s)"
+        failed="$failed $name"
+    fi
+}
+
+run "demo (default arguments)" "$demo"
+for test in $(cat "$list"); do
+    run "$(basename "$test")" "$test" --test-threads 2
+done
+if [ -n "$failed" ]; then
+    echo "older kernel $(uname -r): failed:$failed (of $runs runs)"
+    exit 1
+fi
+echo "older kernel $(uname -r): all $runs runs passed"
