@@ -7,7 +7,7 @@ set -u
 demo=$1
 export LOOM_DEMO_BIN=$demo LOOM_ABORT_CHILD_BIN=$2
 list=$3
-echo "guest: Linux $(uname -r), $(nproc) CPUs, vm.max_map_count $(cat /proc/sys/vm/max_map_count), RLIMIT_NOFILE $(ulimit -n)/$(ulimit -Hn)"
+echo "guest: Linux $(uname -r), $(nproc) CPUs, vm.max_map_count $(cat /proc/sys/vm/max_map_count), RLIMIT_NOFILE $(ulimit -n)"
 # Tests that need a server start it on 127.0.0.1.
 ip link set lo up 2>/dev/null || true
 
@@ -27,6 +27,7 @@ run() {
 }
 
 run "demo (default arguments)" "$demo"
+run "demo --quick, LOOM_BACKEND=io_uring" env LOOM_BACKEND=io_uring "$demo" --quick
 for test in $(cat "$list"); do
     run "$(basename "$test")" "$test" --test-threads 2
 done
