@@ -336,10 +336,14 @@ fn over_budget(budget: &StackBudget, fibers: usize, threads: usize, per_loop: us
     let needed = budget
         .max_map_count_for(fibers.saturating_mul(threads))
         .map_or_else(|| "<more>".to_owned(), |n| n.to_string());
+    let loops = match threads {
+        1 => "its one loop".to_owned(),
+        n => format!("each of its {n} loops"),
+    };
     io::Error::new(
         io::ErrorKind::OutOfMemory,
         format!(
-            "cannot install guard pages for {fibers} fiber stacks per loop ({threads} loops): \
+            "cannot install guard pages for {fibers} fiber stacks on {loops}: \
              {per_loop} fit per loop ({budget}). Raise the limit with `sysctl -w \
              vm.max_map_count={needed}`, lower `fibers`, or run on Linux >= 6.13 where \
              MADV_GUARD_INSTALL needs no extra mappings"
