@@ -47,17 +47,16 @@ pub fn raise_fd_limit() -> u64 {
         rlim_max: 0,
     };
     // SAFETY: `limit` is a valid rlimit for getrlimit to fill in.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0
-    );
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(got, 0, "getrlimit(RLIMIT_NOFILE)");
     if limit.rlim_cur < limit.rlim_max {
         limit.rlim_cur = limit.rlim_max;
         // SAFETY: `limit` is a valid rlimit; raising the soft limit up to
         // the hard one needs no privilege.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let set = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+        assert_eq!(set, 0, "setrlimit(RLIMIT_NOFILE)");
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 /// A deterministic byte pattern (xorshift), distinct for each `seed`, for

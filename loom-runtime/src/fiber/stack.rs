@@ -351,7 +351,8 @@ impl StackPool {
     /// Logs, once per process, that spawns wait at the stack budget.
     #[cold]
     fn warn_budget_binds(&self) {
-        if BUDGET_WARNED.swap(true, Ordering::Relaxed) {
+        // A load first: spawns at the limit call this every time they wait.
+        if BUDGET_WARNED.load(Ordering::Relaxed) || BUDGET_WARNED.swap(true, Ordering::Relaxed) {
             return;
         }
         let raise = match self.max_map_count_needed {

@@ -490,8 +490,10 @@ impl Runtime {
 
     /// Each loop's share of the [`stack_budget`] read when the runtime was
     /// built (`None` where stacks have no mapping budget: `MADV_GUARD_INSTALL`
-    /// guards on Linux ≥ 6.13, or no mapping limit to read). It may shrink
-    /// later if the kernel refuses a mapping the budget counted on.
+    /// guards on Linux ≥ 6.13, or no mapping limit to read). While the
+    /// runtime runs, a loop's share shrinks to the stacks it holds if the
+    /// kernel refuses a mapping the budget counted on (something else in
+    /// the process mapped more since).
     pub fn stack_budget(&self) -> Option<usize> {
         self.loops[0].pool.budget()
     }
