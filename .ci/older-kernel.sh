@@ -16,15 +16,22 @@ step() { printf '\n---- older kernel: %s ----\n' "$*"; }
 lane_start=$SECONDS
 
 step "install qemu, Debian 12's kernel, busybox and virtme-ng"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
-apt-get install -y -q qemu-system-x86 linux-image-amd64 busybox-static >/dev/null
-pip install -q --root-user-action=ignore virtme-ng==1.42
-kernel=$(ls /boot/vmlinuz-6.1.* 2>/dev/null | sort -V | tail -n 1 || true)
-if [ -z "$kernel" ]; then
-    echo "FAILED: no Debian 12 (6.1) kernel under /boot after installing linux-image-amd64"
+fail() {
+    echo "FAILED (older-kernel lane): $*"
     exit 1
-fi
+}
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null || fail "apt-get update"
+apt-get install -y -q qemu-system-x86 linux-image-amd64 busybox-static >/dev/null \
+    || fail "cannot install qemu-system-x86, linux-image-amd64 and busybox-static"
+python3 -m pip install -q --root-user-action=ignore virtme-ng==1.42 || fail "cannot install virtme-ng"
+# vng lands in the interpreter's scripts folder, which may not be on PATH.
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+for tool in qemu-system-x86_64 vng /bin/busybox; do
+    command -v "$tool" >/dev/null || fail "$tool is missing after the installs"
+done
+kernel=$(ls /boot/vmlinuz-6.1.* 2>/dev/null | sort -V | tail -n 1 || true)
+[ -n "$kernel" ] || fail "no Debian 12 (6.1) kernel under /boot after installing linux-image-amd64"
 echo "kernel: $kernel"
 
 step "build the demo and the test binaries on the host"
@@ -60,6 +67,5 @@ status=${PIPESTATUS[0]}
 set -e
 echo "VM run: $((SECONDS - vm_start)) s (exit status $status); lane: $((SECONDS - lane_start)) s"
 if [ "$status" -ne 0 ]; then
-    echo "FAILED: the older-kernel lane (status 124 means it timed out; a VM that did not boot prints no guest line above)"
-    exit 1
+    fail "status $status (124: timed out; a VM that did not boot prints no 'guest:' line above)"
 fi
