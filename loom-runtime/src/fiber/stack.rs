@@ -109,6 +109,7 @@ pub(crate) struct PooledStack {
 impl PooledStack {
     /// # Panics
     /// If `base` is not above the slot's guard page by at least a page.
+    #[inline]
     pub(crate) fn new(slot: &StackSlot, base: usize) -> PooledStack {
         assert!(
             base.is_multiple_of(STACK_ALIGNMENT)
@@ -260,6 +261,7 @@ impl StackPool {
 
     /// The most stacks in use at once: `max_fibers` or, if smaller, the
     /// budget.
+    #[inline]
     pub(crate) fn limit(&self) -> usize {
         self.max_fibers.min(self.budget.get())
     }
@@ -270,11 +272,13 @@ impl StackPool {
     }
 
     /// Whether [`StackPool::try_take_permit`] would succeed.
+    #[inline]
     pub(crate) fn has_permit(&self) -> bool {
         self.in_use.get() < self.limit()
     }
 
     /// Takes a permit to use one stack, if the limit allows.
+    #[inline]
     pub(crate) fn try_take_permit(&self) -> bool {
         if self.has_permit() {
             self.in_use.set(self.in_use.get() + 1);
@@ -301,11 +305,19 @@ impl StackPool {
     }
 
     /// Hands out a slot of `stack_bytes`; the caller holds a permit.
+    #[inline]
     pub(crate) fn take_slot(&self, stack_bytes: usize) -> io::Result<StackSlot> {
         let class = self.class_index(stack_bytes);
         if let Some(slot) = self.take_existing(class) {
             return Ok(slot);
         }
+        self.take_new_slot(class, stack_bytes)
+    }
+
+    /// Grows `class` (within the budget) and hands out one of its new slots.
+    #[cold]
+    #[inline(never)]
+    fn take_new_slot(&self, class: usize, stack_bytes: usize) -> io::Result<StackSlot> {
         let class_slots = self.classes.borrow()[class].slots;
         let room = self.budget.get().saturating_sub(self.capacity());
         if room == 0 {

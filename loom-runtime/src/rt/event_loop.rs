@@ -259,33 +259,52 @@ impl EventLoop {
 
     /// Takes a stack permit and a slot of `stack_bytes`, waiting while the
     /// pool's limit of stacks is in use.
+    #[inline]
     fn acquire_stack(&self, stack_bytes: usize) -> io::Result<StackSlot> {
+        self.acquire_permit()?;
+        match self.pool.take_slot(stack_bytes) {
+            Ok(slot) => Ok(slot),
+            Err(e) => self.retry_stack(stack_bytes, e),
+        }
+    }
+
+    /// After `take_slot` failed with `e` under a permit: gives the permit
+    /// back and, if the budget just shrank under this spawn, waits for a
+    /// stack like any spawn at the limit.
+    #[cold]
+    #[inline(never)]
+    fn retry_stack(&self, stack_bytes: usize, mut e: io::Error) -> io::Result<StackSlot> {
         loop {
+            // Over the limit only if the kernel refused a mapping the budget
+            // counted on and the budget shrank to the stacks reserved, all in
+            // use: then the permit is not handed on, and this spawn waits
+            // (outside a fiber, acquire_permit reports WouldBlock).
+            let over_limit = !self.pool.may_hand_on_permit();
+            self.release_permit();
+            if !over_limit || self.pool.capacity() == 0 {
+                return Err(e);
+            }
             self.acquire_permit()?;
             match self.pool.take_slot(stack_bytes) {
                 Ok(slot) => return Ok(slot),
-                Err(e) => {
-                    // Over the limit only if the kernel refused a mapping
-                    // the budget counted on and the budget shrank to the
-                    // stacks reserved, all in use: then the permit is not
-                    // handed on, and this spawn waits for a stack like any
-                    // at the limit (outside a fiber: WouldBlock).
-                    let over_limit = !self.pool.may_hand_on_permit();
-                    self.release_permit();
-                    if !over_limit || self.pool.capacity() == 0 {
-                        return Err(e);
-                    }
-                }
+                Err(again) => e = again,
             }
         }
     }
 
     /// Takes a stack permit, waiting in FIFO order while the pool's limit
     /// of stacks is in use (back-pressure for accept loops).
+    #[inline]
     fn acquire_permit(&self) -> io::Result<()> {
         if self.pool.try_take_permit() {
             return Ok(());
         }
+        self.wait_for_permit()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wait_for_permit(&self) -> io::Result<()> {
         let Some(me) = self.sched.current() else {
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,

@@ -61,6 +61,7 @@ impl Scheduler {
     /// # Safety
     /// `fiber` points to an initialised control block that stays valid until
     /// the fiber has finished and [`FiberControl::retire`] was called.
+    #[inline]
     pub(crate) unsafe fn admit(&self, fiber: NonNull<FiberControl>) {
         // SAFETY: forwarded from this function's contract.
         let control = unsafe { fiber.as_ref() };
