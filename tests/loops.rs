@@ -195,7 +195,9 @@ fn allowed_cpus() -> Vec<usize> {
 fn pinned_loops_each_run_on_their_own_cpu() {
     let cpus = allowed_cpus();
     if cpus.len() < 2 {
-        eprintln!("skipped: this process may run on {cpus:?} only");
+        loom_tests::say(format_args!(
+            "pinning two loops skipped: this process may run on {cpus:?} only"
+        ));
         return;
     }
     let inside = loom::Runtime::builder()

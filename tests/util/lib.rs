@@ -15,6 +15,13 @@ pub fn runtime() -> loom::Runtime {
         .expect("build a runtime")
 }
 
+/// Writes a line to stderr even from a passing test: libtest captures
+/// `eprintln!`, so a test that runs smaller or skips a part must say so
+/// here, where `cargo test` shows it.
+pub fn say(message: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
 /// `wanted` fibers holding a stack each, or — where the host's stack
 /// budget (`mprotect` guard pages below Linux 6.13, two mappings per stack
 /// under `vm.max_map_count`) holds fewer — three quarters of the budget,
@@ -25,13 +32,11 @@ pub fn fibers_within_budget(test: &str, wanted: usize) -> usize {
     match budget.stacks() {
         Some(fit) if fit < wanted => {
             let count = fit / 4 * 3;
-            // Straight to fd 2: libtest captures `eprintln!` of passing tests.
-            let _ = writeln!(
-                std::io::stderr(),
+            say(format_args!(
                 "{test}: running {count} fibers, not {wanted}: {budget}; `sysctl -w \
                  vm.max_map_count={}` would fit them all",
                 budget.max_map_count_for(wanted).unwrap_or(0)
-            );
+            ));
             count
         }
         _ => wanted,

@@ -483,6 +483,12 @@ impl Drop for Uring {
 mod tests {
     use super::*;
 
+    /// To stderr even when the test passes (libtest captures `eprintln!`).
+    fn say(message: &str) {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{message}");
+    }
+
     /// The running kernel's (major, minor) version.
     fn kernel_version() -> (u32, u32) {
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
@@ -496,7 +502,7 @@ mod tests {
     fn setup_takes_every_flag_the_kernel_has() {
         let Ok((_ring, setup)) = Uring::setup(8) else {
             // Refused outright (seccomp, io_uring_disabled): nothing to check.
-            eprintln!("io_uring refused here; setup flags not checked");
+            say("io_uring refused here: set-up flags not checked");
             return;
         };
         let expected = match kernel_version() {
@@ -515,7 +521,7 @@ mod tests {
         let refused = SetupFlags::new(false, true, false);
         let plain = SetupFlags::new(false, false, false);
         if Uring::setup_with(8, &[plain]).is_err() {
-            eprintln!("io_uring refused here; fallback not checked");
+            say("io_uring refused here: the set-up fallback not checked");
             return;
         }
         let (_ring, setup) = Uring::setup_with(8, &[refused, plain]).unwrap();
@@ -529,7 +535,9 @@ mod tests {
         match Uring::probe() {
             Ok(()) => {}
             // Below 5.11 (or where io_uring is refused) Auto must fall back.
-            Err(e) if kernel_version() < (5, 11) => eprintln!("no io_uring here: {e}"),
+            Err(e) if kernel_version() < (5, 11) => {
+                say(&format!("no io_uring on this kernel: {e}"))
+            }
             Err(e) => panic!("kernel {:?}: {e}", kernel_version()),
         }
     }
