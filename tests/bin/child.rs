@@ -1,8 +1,8 @@
 //! Child program for tests that need a process of their own: a panicking
 //! main fiber, a stack overflow, shutdown with blocked fibers (also built
 //! with `panic = "abort"`), guard-page exhaustion, spawning at the stack
-//! budget, running out of file
-//! descriptors, io_uring refused by seccomp. Usage:
+//! budget, running out of file descriptors, io_uring refused by seccomp.
+//! Usage:
 //! `loom-child <scenario>`.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
@@ -163,7 +163,8 @@ fn guard_exhaustion() {
 /// `count` more memory mappings (they stay until the process exits): a way
 /// to shrink the stack budget without touching the system-wide sysctl.
 fn use_up_mappings(count: usize) {
-    let page = 4096;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
     let len = (count + 1) * page;
     // SAFETY: an anonymous mapping at a kernel-chosen address touches no
     // existing memory.
