@@ -1,4 +1,4 @@
-//! Zero heap allocations on the data path after warm-up (DESIGN §3.3),
+//! Zero heap allocations on the data path after warm-up (invariant 3, docs/ARCHITECTURE.md),
 //! measured with a per-thread counting allocator. A fiber and its loop run
 //! on one thread, so every allocation they make is counted.
 

@@ -130,7 +130,7 @@ both_flavours!(
 // ---- all of them ----
 
 /// Contended use of every primitive on one loop, after warm-up, makes no
-/// heap allocation (DESIGN §3.3): waiters live on the fibers' stacks.
+/// heap allocation (invariant 3, docs/ARCHITECTURE.md): waiters live on the fibers' stacks.
 fn waiting_does_not_allocate<F: Flavour>() {
     struct All<F: Flavour> {
         mutex: fl::Mutex<u32, F>,

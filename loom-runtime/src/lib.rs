@@ -1,18 +1,31 @@
-//! The runtime behind [loom](https://docs.rs/loom): stackful fibers on
-//! pooled, guard-paged stacks, scheduled by one event loop per thread.
+//! The runtime behind the `loom` facade crate: stackful fibers on pooled,
+//! guard-paged stacks, scheduled by one event loop per thread, doing I/O as
+//! completions (io_uring) or readiness (epoll, kqueue) behind calls that
+//! look blocking.
 //!
 //! Users depend on the `loom` facade crate, which re-exports this crate's
-//! API; see its documentation for the tour. The map of this crate:
+//! API; see its documentation for the tour. The map of this crate (the
+//! data path and the invariants are in `docs/ARCHITECTURE.md`):
 //!
 //! - `fiber` — spawn/join/cancel, the control block at the top of each
-//!   fiber's stack, the stack pool and the stack-overflow handler;
+//!   fiber's stack, the stack pool and its budget, the stack-overflow
+//!   handler;
 //! - `sched` — the run queue and the suspend/wake/yield moves;
 //! - `time` — sleeping, on a hierarchical timer wheel;
 //! - `rt` — the runtime builder, the event loops and the mailboxes between
 //!   them;
+//! - `op` — one struct per system call, with its io_uring encoding and its
+//!   readiness path, and `op::run`, which keeps an op alive until the
+//!   kernel is done with it;
+//! - `driver` — the backends: io_uring, and epoll/kqueue through mio;
+//! - `net`, `fs` — std-shaped sockets and files on top of `op`;
+//! - `blocking` — the thread pool behind `unblock` and files on the poll
+//!   backends;
 //! - `sync` — fiber-aware locks and channels, local and cross-thread;
 //! - `profiling` — Tracy zones (feature `tracy`), kept well nested across
-//!   fiber switches.
+//!   fiber switches;
+//! - `list`, `sys` — the intrusive list and the thin libc helpers everything
+//!   else stands on.
 #![deny(
     unsafe_op_in_unsafe_fn,
     clippy::undocumented_unsafe_blocks,

@@ -8,7 +8,7 @@
 //! message to the loop's mailbox, which wakes the loop only
 //! if it is parked. The fiber leaves the job's frame only once the job is
 //! done or was taken back off the queue before any worker started it — the
-//! same rule as for kernel ops (DESIGN.md invariant 1), so the closure may
+//! same rule as for kernel ops (invariant 1, docs/ARCHITECTURE.md), so the closure may
 //! even borrow from the fiber's stack internally.
 //!
 //! Limits: at most [`MAX_THREADS`] workers in the process, started on

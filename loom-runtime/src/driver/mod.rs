@@ -113,7 +113,7 @@ pub(crate) struct DriverConfig {
 /// Where a finished operation's result is written: lives on the waiting
 /// fiber's stack, next to the op. Its address is the op's io_uring
 /// `user_data`, so it must stay put until the completion has been reaped
-/// (invariant 1 of DESIGN.md).
+/// (invariant 1, docs/ARCHITECTURE.md).
 #[derive(Debug)]
 pub(crate) struct Completion {
     fiber: std::ptr::NonNull<crate::fiber::control::FiberControl>,

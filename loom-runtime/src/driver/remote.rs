@@ -9,7 +9,7 @@
 //!
 //! Messages are opened on the loop's thread, so whatever they do to fibers
 //! (wake one, spawn one, cancel one) happens where the fiber lives
-//! (DESIGN.md invariant 2).
+//! (invariant 2, docs/ARCHITECTURE.md).
 
 use std::cell::Cell;
 use std::fmt;

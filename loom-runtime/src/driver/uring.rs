@@ -256,7 +256,7 @@ impl Uring {
     ///
     /// # Safety
     /// Every pointer in `entry` stays valid until its CQE has been reaped
-    /// (DESIGN.md invariant 1); its `user_data` is [`IGNORED`] or the
+    /// (invariant 1, docs/ARCHITECTURE.md); its `user_data` is [`IGNORED`] or the
     /// address of a live [`Completion`] no other in-flight entry uses.
     pub(crate) unsafe fn push(&self, entry: &squeue::Entry, sched: &Scheduler) {
         loop {

@@ -3,7 +3,8 @@
 //! A fiber is a closure running on its own pooled, guard-paged stack,
 //! scheduled cooperatively by the event loop of the thread that spawned it.
 //! It switches away only inside a blocking call (`join`, `sleep`, waiting
-//! for a free stack, and the I/O calls to come) or [`yield_now`]; between
+//! for a free stack, socket and file I/O, `loom::sync` waits, `unblock`)
+//! or [`yield_now`]; between
 //! those it runs uninterrupted, so thread-locals are sound inside fibers, but
 //! a `RefCell` borrow must not be held across a blocking call.
 //!

@@ -1,7 +1,7 @@
 //! Operations: one struct per system call, each with an io_uring encoding
 //! and a readiness path, run by [`run`] on the calling fiber's stack.
 //!
-//! [`run`] is where DESIGN.md's invariant 1 is kept. On io_uring the op,
+//! [`run`] is where invariant 1 (docs/ARCHITECTURE.md) is kept. On io_uring the op,
 //! its [`Completion`] and the caller's buffer are in `run`'s frame (or
 //! borrowed by it), and `run` returns only after the op's CQE was reaped —
 //! also when the fiber was cancelled or the deadline passed, in which case

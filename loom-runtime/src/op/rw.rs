@@ -3,7 +3,7 @@
 //!
 //! Each holds the caller's buffer as a raw pointer and length: the `&mut
 //! [u8]` it came from is borrowed for the whole of `op::run`, which does not
-//! return before the kernel is done with it (DESIGN.md invariant 1).
+//! return before the kernel is done with it (invariant 1, docs/ARCHITECTURE.md).
 
 use std::io;
 use std::os::fd::RawFd;

@@ -1,7 +1,7 @@
 //! Work across loops: [`spawn_on`], [`broadcast`] and the [`SendJoinHandle`]
 //! they return, plus the messages that carry them — all through the target
 //! loop's mailbox, so the fiber is created, run, cancelled and retired on
-//! its own loop's thread (DESIGN.md invariant 2).
+//! its own loop's thread (invariant 2, docs/ARCHITECTURE.md).
 //!
 //! A `spawn_on` allocates twice: the message that carries the closure to
 //! the other loop, and the shared packet its result comes back in. Spawning

@@ -24,7 +24,7 @@ pub(crate) enum Resumed {
 #[derive(Debug)]
 pub(crate) struct Scheduler {
     /// The thread this scheduler's fibers live on (an address unique to
-    /// that thread), for the debug checks of DESIGN.md invariant 2.
+    /// that thread), for the debug checks of invariant 2 (docs/ARCHITECTURE.md).
     #[cfg(debug_assertions)]
     owner: *const u8,
     run_queue: List,

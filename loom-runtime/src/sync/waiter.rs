@@ -14,7 +14,7 @@
 //!
 //! A waiter stays in its frame until it is either unlinked by itself (it
 //! was not notified) or notified *and* delivered: the notifier may still
-//! touch it in between (DESIGN.md invariant 1, applied to wake-ups).
+//! touch it in between (invariant 1, docs/ARCHITECTURE.md, applied to wake-ups).
 //! A waiter interrupted (cancelled, timed out) after it was notified passes
 //! the notification on to the next waiter, so none is lost.
 
