@@ -58,12 +58,35 @@ pub(crate) const MSG_NOSIGNAL: i32 = libc::MSG_NOSIGNAL;
 #[cfg(target_vendor = "apple")]
 pub(crate) const MSG_NOSIGNAL: i32 = 0;
 
+/// A socket address in the kernel's representation.
+#[derive(Clone, Copy)]
+pub(crate) struct RawAddr {
+    pub(crate) storage: libc::sockaddr_storage,
+    pub(crate) len: libc::socklen_t,
+}
+
+impl RawAddr {
+    pub(crate) fn empty() -> RawAddr {
+        RawAddr {
+            // SAFETY: all-zero bytes are a valid sockaddr_storage.
+            storage: unsafe { std::mem::MaybeUninit::zeroed().assume_init() },
+            len: size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        }
+    }
+}
+
+impl std::fmt::Debug for RawAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawAddr")
+            .field("family", &self.storage.ss_family)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 /// `accept4(SOCK_CLOEXEC | SOCK_NONBLOCK)`, or its two-step equivalent where
 /// there is no accept4. Fills `peer`.
-pub(crate) fn accept(
-    fd: std::os::fd::RawFd,
-    peer: &mut crate::op::RawAddr,
-) -> io::Result<std::os::fd::RawFd> {
+pub(crate) fn accept(fd: std::os::fd::RawFd, peer: &mut RawAddr) -> io::Result<std::os::fd::RawFd> {
     peer.len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     #[cfg(not(target_vendor = "apple"))]
     {

@@ -19,10 +19,11 @@ mod fs;
 mod net;
 mod rw;
 
+pub(crate) use crate::sys::RawAddr;
 #[cfg(target_os = "linux")]
 pub(crate) use fs::Statx;
 pub(crate) use fs::{Close, Fsync, OpenAt};
-pub(crate) use net::{Accept, Connect, RawAddr, RecvFrom, RecvMsg, SendMsg, SendTo, Shutdown};
+pub(crate) use net::{Accept, Connect, RecvFrom, RecvMsg, SendMsg, SendTo, Shutdown};
 pub(crate) use rw::{MAX_IOVECS, Read, ReadAt, Readv, Recv, Send, Write, WriteAt, Writev};
 
 use std::io;

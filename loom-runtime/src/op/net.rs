@@ -9,33 +9,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use super::{Op, Readiness};
-use crate::sys::syscall;
-
-/// A socket address in the kernel's representation.
-#[derive(Clone, Copy)]
-pub(crate) struct RawAddr {
-    pub(crate) storage: libc::sockaddr_storage,
-    pub(crate) len: libc::socklen_t,
-}
-
-impl RawAddr {
-    pub(crate) fn empty() -> RawAddr {
-        RawAddr {
-            // SAFETY: all-zero bytes are a valid sockaddr_storage.
-            storage: unsafe { MaybeUninit::zeroed().assume_init() },
-            len: size_of::<libc::sockaddr_storage>() as libc::socklen_t,
-        }
-    }
-}
-
-impl std::fmt::Debug for RawAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawAddr")
-            .field("family", &self.storage.ss_family)
-            .field("len", &self.len)
-            .finish()
-    }
-}
+use crate::sys::{RawAddr, syscall};
 
 /// `accept4(2)`: a new connection, close-on-exec (and non-blocking on the
 /// poll backends, which the caller then registers).

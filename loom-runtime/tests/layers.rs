@@ -1,0 +1,508 @@
+//! loom-runtime's module layering, checked from its sources.
+//!
+//! [`LAYERS`] is the one place the layer order is written (drawn in
+//! `docs/ARCHITECTURE.md`). Every `crate::`, `super::` and `self::` path in
+//! `src/` — in `use` items, in code and inside macro arguments — is an edge
+//! from the file's module to the module the path names (the longest known
+//! module prefix). The check fails, naming the file and the path, when
+//!
+//! - a module uses a module of a higher layer (a parent may use its
+//!   children);
+//! - the modules form an import cycle;
+//! - a file outside `driver/` names a backend variant (`Driver::Uring`,
+//!   `Driver::Poll`): callers must not see which backend runs.
+//!
+//! The tree does not meet all three yet. [`KNOWN`] lists each edge that
+//! breaks a rule today; the check also fails when a listed edge is gone, so
+//! the list only shrinks, and a new violation can never hide in it.
+//!
+//! Test-only modules (`#[cfg(test)] mod tests { .. }` blocks and the files
+//! in [`TEST_ONLY`]) may use anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
+
+/// Layers, bottom first: a module may use modules of its own layer or
+/// below, and its own descendants.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("platform", &["sys", "list"]),
+    (
+        "fiber core",
+        &[
+            "fiber/stack",
+            "fiber/budget",
+            "fiber/control",
+            "fiber/overflow",
+        ],
+    ),
+    (
+        "profiling hooks",
+        &[
+            "profiling",
+            "profiling/backend",
+            "profiling/fiber",
+            "profiling/lifetime",
+            "profiling/names",
+        ],
+    ),
+    ("op", &["op", "op/fs", "op/net", "op/rw"]),
+    (
+        "driver",
+        &["driver", "driver/uring", "driver/poll", "driver/remote"],
+    ),
+    ("timer wheel", &["time/wheel"]),
+    ("sched", &["sched"]),
+    (
+        "rt",
+        &[
+            "rt",
+            "rt/event_loop",
+            "rt/cross",
+            "rt/mailbox",
+            "rt/atomic",
+            "rt/affinity",
+        ],
+    ),
+    (
+        "user-facing",
+        &[
+            "lib",
+            "fiber",
+            "fiber/join",
+            "time",
+            "blocking",
+            "net",
+            "net/addr",
+            "net/socket",
+            "net/tcp",
+            "net/udp",
+            "net/unix",
+            "fs",
+            "fs/file",
+            "fs/metadata",
+            "fs/open_options",
+            "sync",
+            "sync/barrier",
+            "sync/chan",
+            "sync/condvar",
+            "sync/flavour",
+            "sync/local",
+            "sync/mpmc",
+            "sync/mpsc",
+            "sync/mutex",
+            "sync/oneshot",
+            "sync/rwlock",
+            "sync/select",
+            "sync/semaphore",
+            "sync/wait_group",
+            "sync/waiter",
+        ],
+    ),
+];
+
+/// Modules compiled only for the crate's unit tests.
+const TEST_ONLY: &[&str] = &["profiling/tests", "profiling/recorder"];
+
+/// Edges that break a rule today, as `(file, path as written)`; to be
+/// removed by the layering work, never added to.
+const KNOWN: &[(&str, &str)] = &[
+    ("driver/mod.rs", "crate::sched::Scheduler"),
+    ("driver/poll.rs", "crate::sched::Scheduler"),
+    ("driver/remote.rs", "crate::rt::event_loop::EventLoop"),
+    ("driver/remote.rs", "crate::rt::mailbox::Closed"),
+    ("driver/remote.rs", "crate::rt::mailbox::Mailbox"),
+    ("driver/remote.rs", "crate::rt::mailbox::Node"),
+    ("driver/uring.rs", "crate::sched::Scheduler"),
+    ("fiber/control.rs", "crate::profiling::FiberProfile"),
+    ("fiber/control.rs", "crate::profiling::FiberProfile::new"),
+    ("fiber/control.rs", "crate::sched::Scheduler"),
+    ("fiber/join.rs", "super::Fiber"),
+    ("fiber/overflow.rs", "super::control"),
+    ("fiber/stack.rs", "crate::profiling::names::SlotNames"),
+    (
+        "fiber/stack.rs",
+        "crate::profiling::names::SlotNames::lease",
+    ),
+    ("fs/metadata.rs", "Driver::Uring"),
+    ("net/socket.rs", "Driver::Poll"),
+    ("net/socket.rs", "Driver::Uring"),
+    ("net/unix.rs", "Driver::Poll"),
+    ("op/mod.rs", "Driver::Poll"),
+    ("op/mod.rs", "Driver::Uring"),
+    ("op/mod.rs", "crate::blocking::run"),
+    ("op/mod.rs", "crate::driver::Completion"),
+    ("op/mod.rs", "crate::driver::Driver"),
+    ("op/mod.rs", "crate::driver::poll::Direction"),
+    ("op/mod.rs", "crate::driver::poll::Poll"),
+    ("op/mod.rs", "crate::driver::poll::SourceKey"),
+    ("op/mod.rs", "crate::driver::poll::Waiter"),
+    ("op/mod.rs", "crate::driver::result_from_raw"),
+    ("op/mod.rs", "crate::driver::uring::Uring"),
+    ("op/mod.rs", "crate::rt::event_loop::EventLoop"),
+    ("op/mod.rs", "crate::rt::event_loop::with_current"),
+    ("op/mod.rs", "crate::time::wheel::TimerEntry"),
+    ("profiling/fiber.rs", "crate::rt::event_loop"),
+    ("rt/cross.rs", "crate::sync::flavour::RawLock"),
+    ("rt/cross.rs", "crate::sync::flavour::SharedLock"),
+    ("rt/cross.rs", "crate::sync::waiter::Interrupted"),
+    ("rt/cross.rs", "crate::sync::waiter::WaitList"),
+    ("rt/cross.rs", "crate::sync::waiter::wait_until"),
+    ("rt/event_loop.rs", "crate::fiber::JoinHandle"),
+    ("rt/event_loop.rs", "crate::rt::cross::DeferredSpawn"),
+    ("rt/mod.rs", "crate::JoinHandle"),
+    ("rt/mod.rs", "crate::JoinHandle::fiber_ptr"),
+];
+
+#[test]
+fn modules_use_only_layers_below_them_with_no_cycle_and_no_backend_outside_driver() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = rust_files(&src);
+    let modules: BTreeMap<String, PathBuf> = files
+        .iter()
+        .map(|file| (module_of(&src, file), file.clone()))
+        .collect();
+    let layer_of = layer_table();
+    for module in modules.keys() {
+        assert!(
+            layer_of.contains_key(module.as_str()) || TEST_ONLY.contains(&module.as_str()),
+            "src/{} is in no layer: add `{module}` to LAYERS in tests/layers.rs",
+            modules[module].strip_prefix(&src).unwrap().display()
+        );
+    }
+
+    let mut found: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut problems = Vec::new();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (module, file) in &modules {
+        if TEST_ONLY.contains(&module.as_str()) {
+            continue;
+        }
+        let rel = file.strip_prefix(&src).unwrap().display().to_string();
+        let text = std::fs::read_to_string(file).unwrap();
+        let tokens = TokenStream::from_str(&text)
+            .unwrap_or_else(|e| panic!("src/{rel} does not tokenize: {e}"));
+        let mut uses = Vec::new();
+        collect_paths(tokens.clone(), &[], &mut uses);
+        for path in uses {
+            let Some(target) = resolve(&path, module, &modules) else {
+                continue;
+            };
+            if &target == module || TEST_ONLY.contains(&target.as_str()) {
+                continue;
+            }
+            let written = path.join("::");
+            let known = KNOWN.contains(&(rel.as_str(), written.as_str()));
+            let upward = layer_of[target.as_str()] > layer_of[module.as_str()]
+                && !is_descendant(&target, module);
+            if upward {
+                if known {
+                    found.insert((rel.clone(), written.clone()));
+                } else {
+                    problems.push(format!(
+                        "src/{rel}: `{written}` — {module} ({}) uses {target} ({}), a layer above it",
+                        LAYERS[layer_of[module.as_str()]].0,
+                        LAYERS[layer_of[target.as_str()]].0
+                    ));
+                }
+            } else if !known {
+                edges
+                    .entry(module.clone())
+                    .or_default()
+                    .insert(target.clone());
+            } else {
+                found.insert((rel.clone(), written.clone()));
+            }
+        }
+        if !rel.starts_with("driver/") {
+            for variant in backend_variants(tokens) {
+                if KNOWN.contains(&(rel.as_str(), variant.as_str())) {
+                    found.insert((rel.clone(), variant));
+                } else {
+                    problems.push(format!(
+                        "src/{rel}: `{variant}` — a backend variant named outside driver/"
+                    ));
+                }
+            }
+        }
+    }
+    for cycle in cycles(&edges) {
+        problems.push(format!("import cycle: {}", cycle.join(" -> ")));
+    }
+    for (file, path) in KNOWN {
+        if !found.contains(&(file.to_string(), path.to_string())) {
+            problems.push(format!(
+                "KNOWN lists `{path}` in src/{file}, which is no longer there: remove it from \
+                 the list"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "loom-runtime's layering is broken:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+fn layer_table() -> BTreeMap<&'static str, usize> {
+    let mut table = BTreeMap::new();
+    for (index, (_, modules)) in LAYERS.iter().enumerate() {
+        for module in *modules {
+            assert!(
+                table.insert(*module, index).is_none(),
+                "{module} twice in LAYERS"
+            );
+        }
+    }
+    table
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `src/fiber/stack.rs` → `fiber/stack`; `src/rt/mod.rs` → `rt`;
+/// `src/lib.rs` → `lib`.
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap().with_extension("");
+    let rel = rel.to_string_lossy().replace('\\', "/");
+    match rel.strip_suffix("/mod") {
+        Some(parent) => parent.to_owned(),
+        None => rel,
+    }
+}
+
+fn is_descendant(module: &str, ancestor: &str) -> bool {
+    ancestor == "lib"
+        || module
+            .strip_prefix(ancestor)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Every path that starts with `crate`, `super` or `self` in `tokens`,
+/// with `use` groups expanded (`crate::a::{b, c::d}` gives `crate::a::b`
+/// and `crate::a::c::d`). Skips `mod tests { .. }` blocks.
+fn collect_paths(tokens: TokenStream, prefix: &[String], out: &mut Vec<Vec<String>>) {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut i = 0;
+    while i < tokens.len() {
+        if is_ident(&tokens[i], "mod")
+            && tokens.get(i + 1).is_some_and(|t| is_ident(t, "tests"))
+            && matches!(tokens.get(i + 2), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace)
+        {
+            i += 3;
+            continue;
+        }
+        let starts_path = matches!(&tokens[i], TokenTree::Ident(id)
+            if ["crate", "super", "self"].contains(&id.to_string().as_str()))
+            && is_path_sep(&tokens, i + 1);
+        // Not the tail of a longer path such as `foo::self`.
+        let after_sep = i >= 2 && is_path_sep(&tokens, i - 2);
+        if starts_path && !after_sep {
+            i = read_path(&tokens, i, prefix, out);
+            continue;
+        }
+        if let TokenTree::Group(group) = &tokens[i] {
+            collect_paths(group.stream(), prefix, out);
+        }
+        i += 1;
+    }
+}
+
+/// Reads `seg (:: seg)* (:: { group })?` from `i`; returns the index after.
+fn read_path(
+    tokens: &[TokenTree],
+    mut i: usize,
+    prefix: &[String],
+    out: &mut Vec<Vec<String>>,
+) -> usize {
+    let mut path = prefix.to_vec();
+    loop {
+        match &tokens[i] {
+            TokenTree::Ident(id) => path.push(id.to_string()),
+            TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => {
+                // A `use` group: each comma-separated item continues `path`.
+                let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+                for item in inner.split(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ','))
+                {
+                    if item.is_empty() {
+                        continue;
+                    }
+                    read_path_tail(item, &path, out);
+                }
+                return i + 1;
+            }
+            _ => break,
+        }
+        if is_path_sep(tokens, i + 1) {
+            i += 3;
+        } else {
+            i += 1;
+            break;
+        }
+    }
+    out.push(path);
+    i
+}
+
+/// One item of a `use` group, continuing `path`.
+fn read_path_tail(item: &[TokenTree], path: &[String], out: &mut Vec<Vec<String>>) {
+    match item.first() {
+        Some(TokenTree::Ident(id)) if id == "self" => out.push(path.to_vec()),
+        Some(TokenTree::Ident(_)) | Some(TokenTree::Group(_)) => {
+            read_path(item, 0, path, out);
+        }
+        // `*` and anything else: the path so far.
+        _ => out.push(path.to_vec()),
+    }
+}
+
+fn is_ident(token: &TokenTree, name: &str) -> bool {
+    matches!(token, TokenTree::Ident(id) if id == name)
+}
+
+fn is_path_sep(tokens: &[TokenTree], i: usize) -> bool {
+    matches!((tokens.get(i), tokens.get(i + 1)),
+        (Some(TokenTree::Punct(a)), Some(TokenTree::Punct(b)))
+            if a.as_char() == ':' && b.as_char() == ':')
+}
+
+/// The module a path names: its longest prefix that is a module.
+fn resolve(path: &[String], module: &str, modules: &BTreeMap<String, PathBuf>) -> Option<String> {
+    let mut segments: Vec<String> = Vec::new();
+    let mut rest = path;
+    // The module `self` stands for, as a list of segments.
+    let here: Vec<String> = if module == "lib" {
+        Vec::new()
+    } else {
+        module.split('/').map(str::to_owned).collect()
+    };
+    // `super` is the parent of the file's module (whether `a/b.rs` or
+    // `a/b/mod.rs`).
+    let mut base = here.clone();
+    match rest.first().map(String::as_str) {
+        Some("crate") => rest = &rest[1..],
+        Some("self") => {
+            segments = here.clone();
+            rest = &rest[1..];
+        }
+        Some("super") => {
+            while rest.first().map(String::as_str) == Some("super") {
+                base.pop()?;
+                rest = &rest[1..];
+            }
+            segments = base;
+        }
+        _ => return None,
+    }
+    let mut best = if segments.is_empty() {
+        "lib".to_owned()
+    } else {
+        segments.join("/")
+    };
+    for segment in rest {
+        segments.push(segment.clone());
+        let candidate = segments.join("/");
+        if modules.contains_key(&candidate) {
+            best = candidate;
+        } else {
+            break;
+        }
+    }
+    Some(best)
+}
+
+/// `Driver::Uring` and `Driver::Poll` as written in `tokens`.
+fn backend_variants(tokens: TokenStream) -> Vec<String> {
+    let mut found = Vec::new();
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    for (i, token) in tokens.iter().enumerate() {
+        if let TokenTree::Group(group) = token {
+            found.extend(backend_variants(group.stream()));
+        }
+        if is_ident(token, "Driver")
+            && is_path_sep(&tokens, i + 1)
+            && let Some(TokenTree::Ident(variant)) = tokens.get(i + 3)
+            && (variant == "Uring" || variant == "Poll")
+        {
+            found.push(format!("Driver::{variant}"));
+        }
+    }
+    found
+}
+
+/// Every import cycle among the modules, as the modules of each strongly
+/// connected component (Tarjan's algorithm).
+fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct State<'a> {
+        edges: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        next: usize,
+        out: Vec<Vec<String>>,
+    }
+    fn visit<'a>(state: &mut State<'a>, node: &'a str) {
+        state.index.insert(node, state.next);
+        state.low.insert(node, state.next);
+        state.next += 1;
+        state.stack.push(node);
+        state.on_stack.insert(node);
+        if let Some(targets) = state.edges.get(node) {
+            for target in targets {
+                let target = target.as_str();
+                if !state.index.contains_key(target) {
+                    visit(state, target);
+                    let low = state.low[target].min(state.low[node]);
+                    state.low.insert(node, low);
+                } else if state.on_stack.contains(target) {
+                    let low = state.index[target].min(state.low[node]);
+                    state.low.insert(node, low);
+                }
+            }
+        }
+        if state.low[node] == state.index[node] {
+            let mut component = Vec::new();
+            loop {
+                let member = state.stack.pop().unwrap();
+                state.on_stack.remove(member);
+                component.push(member.to_owned());
+                if member == node {
+                    break;
+                }
+            }
+            if component.len() > 1 {
+                component.sort();
+                state.out.push(component);
+            }
+        }
+    }
+    let mut state = State {
+        edges,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        next: 0,
+        out: Vec::new(),
+    };
+    for node in edges.keys() {
+        if !state.index.contains_key(node.as_str()) {
+            visit(&mut state, node);
+        }
+    }
+    state.out
+}
