@@ -119,7 +119,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("fiber/control.rs", "crate::profiling::FiberProfile"),
     ("fiber/control.rs", "crate::profiling::FiberProfile::new"),
     ("fiber/control.rs", "crate::sched::Scheduler"),
-    ("fiber/join.rs", "super::Fiber"),
     ("fiber/overflow.rs", "super::control"),
     ("fiber/stack.rs", "crate::profiling::names::SlotNames"),
     (

@@ -21,7 +21,9 @@
 //! name of an overflowing fiber at a fixed offset from the slot's top.
 
 use std::cell::{Cell, UnsafeCell};
+use std::fmt;
 use std::mem::MaybeUninit;
+use std::num::NonZeroU64;
 use std::ptr::NonNull;
 
 use corosensei::{Coroutine, Yielder};
@@ -201,6 +203,53 @@ pub(crate) unsafe fn describe_for_overflow(top: usize) -> Option<OverflowReport>
             id: std::ptr::read_volatile(&raw const (*control).id),
             stack_bytes: (*control).slot.stack_bytes(),
         })
+    }
+}
+
+/// A fiber's identifier, unique among the fibers of one runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FiberId(NonZeroU64);
+
+impl FiberId {
+    pub(crate) fn new(raw: u64) -> FiberId {
+        FiberId(NonZeroU64::new(raw).expect("fiber ids start at 1"))
+    }
+
+    /// The id as a number.
+    pub fn as_u64(&self) -> NonZeroU64 {
+        self.0
+    }
+}
+
+impl fmt::Display for FiberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A description of a fiber: its id and name.
+#[derive(Clone, Copy, Debug)]
+pub struct Fiber {
+    id: FiberId,
+    name: FiberName,
+}
+
+impl Fiber {
+    pub(crate) fn of(control: &FiberControl) -> Fiber {
+        Fiber {
+            id: FiberId::new(control.id),
+            name: control.name,
+        }
+    }
+
+    /// The fiber's id.
+    pub fn id(&self) -> FiberId {
+        self.id
+    }
+
+    /// The fiber's name, if it was given one. The main fiber is `"main"`.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_str()
     }
 }
 

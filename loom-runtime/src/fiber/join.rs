@@ -7,8 +7,7 @@ use std::ptr::{self, NonNull};
 use std::rc::Rc;
 use std::thread;
 
-use super::Fiber;
-use super::control::FiberControl;
+use super::control::{Fiber, FiberControl};
 use crate::rt::event_loop::EventLoop;
 
 /// An owned permission to join a fiber (wait for it and take its result).

@@ -26,12 +26,10 @@ mod join;
 pub(crate) mod overflow;
 pub(crate) mod stack;
 
-use std::fmt;
 use std::io;
-use std::num::NonZeroU64;
 
 use self::control::FiberName;
-pub use self::control::MAX_NAME_BYTES;
+pub use self::control::{Fiber, FiberId, MAX_NAME_BYTES};
 pub use self::join::JoinHandle;
 pub use self::stack::{MAX_STACK_BYTES, MIN_STACK_BYTES};
 use crate::rt::event_loop::with_current;
@@ -151,53 +149,6 @@ impl Builder {
             .map(stack::validate_stack_bytes)
             .transpose()?;
         crate::rt::event_loop::current_rc("loom::spawn").spawn(self.name, stack_bytes, f)
-    }
-}
-
-/// A fiber's identifier, unique among the fibers of one runtime.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FiberId(NonZeroU64);
-
-impl FiberId {
-    pub(crate) fn new(raw: u64) -> FiberId {
-        FiberId(NonZeroU64::new(raw).expect("fiber ids start at 1"))
-    }
-
-    /// The id as a number.
-    pub fn as_u64(&self) -> NonZeroU64 {
-        self.0
-    }
-}
-
-impl fmt::Display for FiberId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
-
-/// A description of a fiber: its id and name.
-#[derive(Clone, Copy, Debug)]
-pub struct Fiber {
-    id: FiberId,
-    name: FiberName,
-}
-
-impl Fiber {
-    pub(crate) fn of(control: &control::FiberControl) -> Fiber {
-        Fiber {
-            id: FiberId::new(control.id),
-            name: control.name,
-        }
-    }
-
-    /// The fiber's id.
-    pub fn id(&self) -> FiberId {
-        self.id
-    }
-
-    /// The fiber's name, if it was given one. The main fiber is `"main"`.
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_str()
     }
 }
 
