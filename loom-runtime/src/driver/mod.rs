@@ -99,6 +99,24 @@ impl fmt::Display for Backend {
     }
 }
 
+/// How long [`Driver::turn`] may wait in the kernel for an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Not at all: submit, and collect what is already done.
+    No,
+    /// For at most this long (the next timer is due then).
+    Until(Duration),
+    /// Until something happens.
+    Forever,
+}
+
+impl Wait {
+    /// `Until(timeout)`, or `Forever` without one.
+    pub(crate) fn at_most(timeout: Option<Duration>) -> Wait {
+        timeout.map_or(Wait::Forever, Wait::Until)
+    }
+}
+
 /// Sizes of the driver's kernel-shared structures.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct DriverConfig {
@@ -258,14 +276,16 @@ impl Driver {
     }
 
     /// Submits queued work, then collects what the kernel finished and
-    /// wakes the fibers waiting for it. Waits for at least one event when
-    /// `wait` is `Some` (up to the given time, forever for `Some(None)`),
-    /// unless messages already wait in the mailbox, which the caller drains.
-    pub(crate) fn turn(&self, wait: Option<Option<Duration>>, sched: &Scheduler) {
+    /// wakes the fibers waiting for it. Unless `wait` is [`Wait::No`], waits
+    /// for at least one event (for at most the given time with
+    /// [`Wait::Until`]) — unless messages already wait in the mailbox,
+    /// which the caller drains.
+    pub(crate) fn turn(&self, wait: Wait, sched: &Scheduler) {
         let remote = self.remote();
         let wait = match wait {
-            Some(timeout) if remote.prepare_to_sleep() => Some(timeout),
-            _ => None,
+            Wait::No => Wait::No,
+            wait if remote.prepare_to_sleep() => wait,
+            _ => Wait::No,
         };
         match self {
             #[cfg(target_os = "linux")]

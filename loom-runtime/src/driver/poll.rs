@@ -29,7 +29,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
 
 use super::remote::{Remote, Signal};
-use super::{Backend, DriverConfig};
+use super::{Backend, DriverConfig, Wait};
 use crate::fiber::control::FiberControl;
 use crate::list::{Link, List, container_of};
 use crate::sched::Scheduler;
@@ -257,10 +257,11 @@ impl Poll {
     }
 
     /// See `Driver::turn`.
-    pub(crate) fn turn(&self, wait: Option<Option<Duration>>, sched: &Scheduler) {
+    pub(crate) fn turn(&self, wait: Wait, sched: &Scheduler) {
         let timeout = match wait {
-            None => Some(Duration::ZERO),
-            Some(timeout) => timeout,
+            Wait::No => Some(Duration::ZERO),
+            Wait::Until(timeout) => Some(timeout),
+            Wait::Forever => None,
         };
         let mut events = self.events.borrow_mut();
         if let Err(e) = self.poll.borrow_mut().poll(&mut events, timeout)

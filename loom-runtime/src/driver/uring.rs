@@ -23,7 +23,7 @@ use io_uring::types::{CancelBuilder, SubmitArgs, Timespec};
 use io_uring::{EnterFlags, IoUring, Probe, opcode, squeue, types};
 
 use super::remote::{Remote, Signal};
-use super::{Completion, DriverConfig};
+use super::{Completion, DriverConfig, Wait};
 use crate::sched::Scheduler;
 use crate::sys::syscall;
 
@@ -306,7 +306,7 @@ impl Uring {
     }
 
     /// See `Driver::turn`.
-    pub(crate) fn turn(&self, wait: Option<Option<Duration>>, sched: &Scheduler) {
+    pub(crate) fn turn(&self, wait: Wait, sched: &Scheduler) {
         if !self.wake_armed.get() {
             self.arm_wake_read();
             if !self.wake_armed.get() {
@@ -318,18 +318,21 @@ impl Uring {
         // Without the eventfd read armed, nothing from another thread could
         // interrupt the wait: bound it, so such a wake-up is late, not lost.
         let wait = match wait {
-            Some(timeout) if !self.wake_armed.get() && self.remote.event_fd().is_some() => {
-                Some(Some(timeout.map_or(UNARMED_WAIT, |t| t.min(UNARMED_WAIT))))
+            Wait::Forever if !self.wake_armed.get() && self.remote.event_fd().is_some() => {
+                Wait::Until(UNARMED_WAIT)
+            }
+            Wait::Until(timeout) if !self.wake_armed.get() && self.remote.event_fd().is_some() => {
+                Wait::Until(timeout.min(UNARMED_WAIT))
             }
             wait => wait,
         };
         let result = {
             let mut ring = self.ring.borrow_mut();
             match wait {
-                None if self.in_flight.get() == 0 => Ok(0),
-                None => enter_getevents(&mut ring),
-                Some(None) => ring.submit_and_wait(1),
-                Some(Some(timeout)) => {
+                Wait::No if self.in_flight.get() == 0 => Ok(0),
+                Wait::No => enter_getevents(&mut ring),
+                Wait::Forever => ring.submit_and_wait(1),
+                Wait::Until(timeout) => {
                     let ts = Timespec::from(timeout);
                     ring.submitter()
                         .submit_with_args(1, &SubmitArgs::new().timespec(&ts))

@@ -116,8 +116,10 @@ pub(crate) struct FiberControl {
     pub(crate) detached: Cell<bool>,
     /// The fiber blocked in `join` on this one.
     pub(crate) joiner: Cell<Option<NonNull<FiberControl>>>,
-    /// The scheduler of the fiber's loop, set when admitted.
-    pub(crate) home: Cell<*const crate::sched::Scheduler>,
+    /// The address of the scheduler of the fiber's loop, set when admitted:
+    /// an identity for the scheduler's debug checks of invariant 2, never
+    /// dereferenced (so this layer needs no scheduler type).
+    pub(crate) home: Cell<*const ()>,
     /// Set when the fiber first runs.
     pub(crate) yielder: Cell<*const Yielder<(), ()>>,
     /// Initialised by spawn, moved out when the fiber finishes.

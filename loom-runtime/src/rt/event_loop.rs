@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::driver::Driver;
 use crate::driver::remote::Remote;
+use crate::driver::{Driver, Wait};
 
 use corosensei::Yielder;
 use corosensei::stack::STACK_ALIGNMENT;
@@ -541,7 +541,7 @@ impl EventLoop {
             self.fire_due_timers();
             if self.sched.has_runnable() {
                 if self.driver.has_pending() {
-                    self.driver.turn(None, &self.sched);
+                    self.driver.turn(Wait::No, &self.sched);
                 }
             } else if !self.idle() {
                 self.abandon_unfinished();
@@ -622,7 +622,7 @@ impl EventLoop {
             return true;
         }
         let timeout = wake_at.map(|at| at.saturating_duration_since(Instant::now()));
-        self.driver.turn(Some(timeout), &self.sched);
+        self.driver.turn(Wait::at_most(timeout), &self.sched);
         self.mail_recently.set(self.driver.remote().drain(self) > 0);
         true
     }

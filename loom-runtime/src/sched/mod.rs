@@ -66,7 +66,7 @@ impl Scheduler {
         // SAFETY: forwarded from this function's contract.
         let control = unsafe { fiber.as_ref() };
         debug_assert_eq!(control.state.get(), FiberState::Runnable);
-        control.home.set(self);
+        control.home.set((self as *const Scheduler).cast());
         // SAFETY: the links live in the control block, valid as long as they
         // can be linked (this function's contract).
         unsafe {
@@ -170,7 +170,7 @@ impl Scheduler {
             // SAFETY: callers only hold pointers to unretired fibers.
             let home = unsafe { fiber.as_ref() }.home.get();
             assert!(
-                std::ptr::eq(home, self),
+                std::ptr::eq(home, (self as *const Scheduler).cast()),
                 "loom: fiber {fiber:?} {what} by another loop's scheduler"
             );
             assert!(
