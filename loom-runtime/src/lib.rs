@@ -15,9 +15,10 @@
 //! - `rt` — the runtime builder, the event loops and the mailboxes between
 //!   them;
 //! - `op` — one struct per system call, with its io_uring encoding and its
-//!   readiness path, and `op::run`, which keeps an op alive until the
-//!   kernel is done with it;
-//! - `driver` — the backends: io_uring, and epoll/kqueue through mio;
+//!   readiness path;
+//! - `driver` — the backends (io_uring, and epoll/kqueue through mio) and
+//!   `Driver::run`, which keeps an op alive until the kernel is done with
+//!   it;
 //! - `net`, `fs` — std-shaped sockets and files on top of `op`;
 //! - `blocking` — the thread pool behind `unblock` and files on the poll
 //!   backends;

@@ -16,6 +16,7 @@
 
 pub(crate) mod poll;
 pub(crate) mod remote;
+pub(crate) mod run;
 #[cfg(target_os = "linux")]
 pub(crate) mod uring;
 

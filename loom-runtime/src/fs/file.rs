@@ -1,5 +1,6 @@
 //! [`File`]: an open file, read and written through loom's ops.
 
+use crate::rt::run_op::run_op;
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Seek, SeekFrom};
 use std::mem::ManuallyDrop;
@@ -131,7 +132,7 @@ impl File {
     #[track_caller]
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         check_offset(offset)?;
-        op::run(
+        run_op(
             "File::read_at",
             op::ReadAt::new(self.fd(), buf, offset),
             None,
@@ -151,7 +152,7 @@ impl File {
     #[track_caller]
     pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
         check_offset(offset)?;
-        op::run(
+        run_op(
             "File::write_at",
             op::WriteAt::new(self.fd(), buf, offset),
             None,
@@ -225,7 +226,7 @@ impl File {
     /// Outside a fiber.
     #[track_caller]
     pub fn sync_all(&self) -> io::Result<()> {
-        op::run(
+        run_op(
             "File::sync_all",
             op::Fsync::new(self.fd(), false),
             None,
@@ -243,7 +244,7 @@ impl File {
     /// Outside a fiber.
     #[track_caller]
     pub fn sync_data(&self) -> io::Result<()> {
-        op::run(
+        run_op(
             "File::sync_data",
             op::Fsync::new(self.fd(), true),
             None,
@@ -340,25 +341,25 @@ impl File {
     #[track_caller]
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
         let read = op::Read::new(self.fd(), buf, Readiness::Blocking);
-        op::run("File::read", read, None, None)
+        run_op("File::read", read, None, None)
     }
 
     #[track_caller]
     fn read_vectored_inner(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let readv = op::Readv::new(self.fd(), bufs, Readiness::Blocking);
-        op::run("File::read_vectored", readv, None, None)
+        run_op("File::read_vectored", readv, None, None)
     }
 
     #[track_caller]
     fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
         let write = op::Write::new(self.fd(), buf, Readiness::Blocking);
-        op::run("File::write", write, None, None)
+        run_op("File::write", write, None, None)
     }
 
     #[track_caller]
     fn write_vectored_inner(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let writev = op::Writev::new(self.fd(), bufs, Readiness::Blocking);
-        op::run("File::write_vectored", writev, None, None)
+        run_op("File::write_vectored", writev, None, None)
     }
 
     /// Appends the rest of the file to `out`, expecting about `hint` more

@@ -1,6 +1,7 @@
 //! [`Metadata`] and [`FileType`]: what `statx(2)` (Linux) or `fstat(2)`
 //! (elsewhere) says about a file.
 
+use crate::rt::run_op::run_op;
 use std::ffi::CStr;
 use std::fmt;
 use std::io;
@@ -284,9 +285,9 @@ mod imp {
 
     pub(in crate::fs) fn of_fd(fd: RawFd, what: &str) -> io::Result<Metadata> {
         let mut buf = zeroed();
-        // `buf` outlives the op: `op::run` returns only once the kernel (or
+        // `buf` outlives the op: `run_op` returns only once the kernel (or
         // the pool thread) is done writing it.
-        op::run(what, op::Statx::new(fd, &mut buf), None, None)?;
+        run_op(what, op::Statx::new(fd, &mut buf), None, None)?;
         Ok(from_statx(&buf))
     }
 
@@ -303,7 +304,7 @@ mod imp {
             // `O_NOFOLLOW` opens a symlink rather than its target), statx
             // the fd, close it.
             let flags = libc::O_PATH | if follow { 0 } else { libc::O_NOFOLLOW };
-            let fd = op::run(what, op::OpenAt::new(path, flags, 0), None, None)?;
+            let fd = run_op(what, op::OpenAt::new(path, flags, 0), None, None)?;
             let metadata = of_fd(fd.as_raw_fd(), what);
             crate::net::socket::close(fd);
             metadata

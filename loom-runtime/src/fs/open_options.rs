@@ -1,5 +1,6 @@
 //! [`OpenOptions`]: which file to open, and how.
 
+use crate::rt::run_op::run_op;
 use std::io;
 use std::path::Path;
 
@@ -137,7 +138,7 @@ impl OpenOptions {
         let path = c_path(path.as_ref())?;
         let mode = libc::mode_t::try_from(self.mode).map_err(|_| invalid("mode out of range"))?;
         let open = op::OpenAt::new(&path, flags, mode);
-        op::run("OpenOptions::open", open, None, None).map(File::from_owned)
+        run_op("OpenOptions::open", open, None, None).map(File::from_owned)
     }
 
     fn access_mode(&self) -> io::Result<i32> {

@@ -20,6 +20,7 @@ use crate::driver::Driver;
 use crate::driver::poll::SourceKey;
 use crate::op::{self, Deadline, Op};
 use crate::rt::event_loop::{in_runtime, with_current};
+use crate::rt::run_op::run_op;
 use crate::sys::{set_nonblocking, syscall};
 
 /// See the module documentation.
@@ -108,7 +109,7 @@ impl Socket {
         &self.fd
     }
 
-    /// Runs `op` on this socket (see [`op::run`]).
+    /// Runs `op` on this socket (see `rt::run_op`).
     #[track_caller]
     pub(crate) fn run<O: Op>(
         &self,
@@ -116,7 +117,7 @@ impl Socket {
         op: O,
         deadline: Option<Deadline>,
     ) -> io::Result<O::Output> {
-        op::run(what, op, self.source, deadline)
+        run_op(what, op, self.source, deadline)
     }
 
     /// Runs an op that waits for data, bounded by the read timeout.
@@ -210,7 +211,7 @@ pub(crate) fn close(fd: OwnedFd) {
         // Not cancelled (checked just above, and nothing ran since), so
         // `run` submits the op. Errors from close are not actionable (std
         // ignores them too), and the fd is released either way.
-        let _ = op::run("close", op::Close::new(fd), None, None);
+        let _ = run_op("close", op::Close::new(fd), None, None);
     } else {
         drop(fd);
     }

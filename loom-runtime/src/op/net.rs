@@ -2,7 +2,8 @@
 //! message forms (recvmsg/sendmsg, and recvfrom/sendto built on them).
 //!
 //! Address buffers (`sockaddr_storage`, `msghdr`, `iovec`) live inside the
-//! op, which `op::run` keeps in place until the kernel is done.
+//! op, which the driver's run (`driver/run.rs`) keeps in place until the
+//! kernel is done.
 
 use std::io;
 use std::mem::MaybeUninit;

@@ -2,8 +2,9 @@
 //! on sockets, pipes and files, and positional read_at/write_at.
 //!
 //! Each holds the caller's buffer as a raw pointer and length: the `&mut
-//! [u8]` it came from is borrowed for the whole of `op::run`, which does not
-//! return before the kernel is done with it (invariant 1, docs/ARCHITECTURE.md).
+//! [u8]` it came from is borrowed for the whole of the driver's run
+//! (`driver/run.rs`), which does not return before the kernel is done with
+//! it (invariant 1, docs/ARCHITECTURE.md).
 
 use std::io;
 use std::os::fd::RawFd;

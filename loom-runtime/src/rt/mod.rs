@@ -11,6 +11,7 @@ mod atomic;
 pub(crate) mod cross;
 pub(crate) mod event_loop;
 pub(crate) mod mailbox;
+pub(crate) mod run_op;
 
 use std::fmt;
 use std::io;
