@@ -1,6 +1,5 @@
 //! [`File`]: an open file, read and written through loom's ops.
 
-use crate::rt::run_op::run_op;
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Seek, SeekFrom};
 use std::mem::ManuallyDrop;
@@ -9,6 +8,7 @@ use std::path::Path;
 
 use super::{Metadata, OpenOptions, metadata, on_pool};
 use crate::op::{self, Readiness};
+use crate::rt::run_op::run_op;
 use crate::sys::syscall;
 
 /// An open file, as std's `fs::File`. Implements `std::io::Read`, `Write`

@@ -1,7 +1,6 @@
 //! [`Metadata`] and [`FileType`]: what `statx(2)` (Linux) or `fstat(2)`
 //! (elsewhere) says about a file.
 
-use crate::rt::run_op::run_op;
 use std::ffi::CStr;
 use std::fmt;
 use std::io;
@@ -272,6 +271,7 @@ mod imp {
     use crate::driver::Driver;
     use crate::op;
     use crate::rt::event_loop::with_current;
+    use crate::rt::run_op::run_op;
     use crate::sys::syscall;
 
     /// What we ask `statx` for; the kernel says in `stx_mask` what it gave.

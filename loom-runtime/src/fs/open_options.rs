@@ -1,11 +1,11 @@
 //! [`OpenOptions`]: which file to open, and how.
 
-use crate::rt::run_op::run_op;
 use std::io;
 use std::path::Path;
 
 use super::{File, c_path};
 use crate::op;
+use crate::rt::run_op::run_op;
 
 /// Options for opening a file, as std's `OpenOptions` (with its Unix
 /// extensions [`mode`](OpenOptions::mode) and
