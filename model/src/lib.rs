@@ -1,4 +1,4 @@
-//! The runtime's mailbox (`loom-runtime/src/rt/mailbox.rs`) compiled
+//! The runtime's mailbox (`loom-runtime/src/driver/mailbox.rs`) compiled
 //! against the model checker's atomics, so that the tests in `tests/` check
 //! exactly the code the runtime runs.
 //!
@@ -13,5 +13,5 @@ pub mod atomic {
     pub use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering, fence};
 }
 
-#[path = "../../loom-runtime/src/rt/mailbox.rs"]
+#[path = "../../loom-runtime/src/driver/mailbox.rs"]
 pub mod mailbox;

@@ -14,6 +14,8 @@
 //! The backend is chosen once, when the runtime is built, and dispatched
 //! with a `match` on [`Driver`] — no dynamic dispatch on the data path.
 
+mod atomic;
+pub(crate) mod mailbox;
 pub(crate) mod poll;
 pub(crate) mod remote;
 pub(crate) mod run;

@@ -2,7 +2,7 @@
 //!
 //! Another thread — a blocking-pool worker, another loop, a plain thread
 //! sending on a channel — puts an [`Envelope`] in the loop's
-//! [mailbox](crate::rt::mailbox) and, only if the loop is parked in the
+//! [mailbox](super::mailbox) and, only if the loop is parked in the
 //! kernel, interrupts that wait: an eventfd write that io_uring has a read
 //! pending on, or mio's waker on poll backends. A busy loop finds the
 //! message at its next turn without any system call on either side.
@@ -16,21 +16,25 @@ use std::fmt;
 use std::io;
 use std::ptr::NonNull;
 
+use super::mailbox::{Closed, Mailbox, Node};
 use crate::fiber::control::FiberControl;
-use crate::rt::event_loop::EventLoop;
-use crate::rt::mailbox::{Closed, Mailbox, Node};
+use crate::sched::Scheduler;
+
+/// What opens a message: see [`Envelope`].
+pub(crate) type Open = unsafe fn(NonNull<Envelope>, Option<&Scheduler>);
 
 /// The head of every message: embed it first in a `#[repr(C)]` struct.
 #[repr(C)]
 pub(crate) struct Envelope {
     node: Node,
-    /// Acts on the message on its loop's thread (`Some(loop)`), or disposes
-    /// of it (`None`) when the loop stopped before reading it. Called once.
-    open: unsafe fn(NonNull<Envelope>, Option<&EventLoop>),
+    /// Acts on the message on its loop's thread (`Some(scheduler)`, the
+    /// loop's; the loop is also the thread's current one), or disposes of
+    /// it (`None`) when the loop stopped before reading it. Called once.
+    open: Open,
 }
 
 impl Envelope {
-    pub(crate) fn new(open: unsafe fn(NonNull<Envelope>, Option<&EventLoop>)) -> Envelope {
+    pub(crate) fn new(open: Open) -> Envelope {
         Envelope {
             node: Node::new(),
             open,
@@ -38,7 +42,7 @@ impl Envelope {
     }
 
     /// The function that acts on this message.
-    pub(crate) fn open(&self) -> unsafe fn(NonNull<Envelope>, Option<&EventLoop>) {
+    pub(crate) fn open(&self) -> Open {
         self.open
     }
 }
@@ -87,9 +91,9 @@ impl FiberWake {
 
     /// Marks the message delivered and wakes its fiber, for a sender that
     /// runs on the fiber's own loop and needs no mailbox.
-    pub(crate) fn deliver_here(&self, lp: &EventLoop) {
+    pub(crate) fn deliver_here(&self, sched: &Scheduler) {
         self.delivered.set(true);
-        lp.sched.wake(self.fiber);
+        sched.wake(self.fiber);
     }
 
     pub(crate) fn envelope(&self) -> NonNull<Envelope> {
@@ -98,12 +102,12 @@ impl FiberWake {
 
     /// # Safety
     /// `envelope` heads a live `FiberWake`.
-    unsafe fn open(envelope: NonNull<Envelope>, lp: Option<&EventLoop>) {
+    unsafe fn open(envelope: NonNull<Envelope>, sched: Option<&Scheduler>) {
         // SAFETY: repr(C) with the envelope first (contract); its fiber
         // waits for `delivered`, so it is still in place.
         let wake = unsafe { envelope.cast::<FiberWake>().as_ref() };
-        match lp {
-            Some(lp) => wake.deliver_here(lp),
+        match sched {
+            Some(sched) => wake.deliver_here(sched),
             // A loop stops only once all its fibers finished, and none of
             // them finishes while it waits for this message.
             None => log::error!("loom: a wake-up reached a loop that had stopped"),
@@ -195,15 +199,15 @@ impl Remote {
     }
 
     /// Opens every waiting message, oldest first, and returns how many
-    /// there were. Loop thread only.
-    pub(crate) fn drain(&self, lp: &EventLoop) -> usize {
+    /// there were. Loop thread only; `sched` is the loop's.
+    pub(crate) fn drain(&self, sched: &Scheduler) -> usize {
         let mut opened = 0;
         for node in self.mailbox.take_all() {
             let envelope = node.cast::<Envelope>();
             // SAFETY: every node in the mailbox heads an Envelope (`send`
             // is the only producer) that stays valid until opened; `open`
             // is read before the message is handed on.
-            unsafe { (envelope.as_ref().open)(envelope, Some(lp)) };
+            unsafe { (envelope.as_ref().open)(envelope, Some(sched)) };
             opened += 1;
         }
         opened

@@ -14,9 +14,10 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::thread;
 
-use crate::driver::remote::{Envelope, Remote};
+use crate::driver::remote::{Envelope, Open, Remote};
 use crate::fiber::control::{FiberControl, FiberName};
 use crate::rt::event_loop::{self, EventLoop};
+use crate::sched::Scheduler;
 use crate::sync::flavour::{RawLock, SharedLock};
 use crate::sync::waiter::{Interrupted, WaitList, wait_until};
 use crate::sys::cancelled;
@@ -175,7 +176,16 @@ where
 {
     /// # Safety
     /// `envelope` heads a leaked `Box<SpawnJob<F, T>>`, opened once.
-    unsafe fn open(envelope: NonNull<Envelope>, lp: Option<&EventLoop>) {
+    unsafe fn open(envelope: NonNull<Envelope>, sched: Option<&Scheduler>) {
+        // SAFETY: forwarded contract.
+        opened_on(sched, |lp| unsafe { Self::open_on(envelope, lp) });
+    }
+
+    /// [`SpawnJob::open`] on the loop (`None`: it stopped).
+    ///
+    /// # Safety
+    /// As for `open`.
+    unsafe fn open_on(envelope: NonNull<Envelope>, lp: Option<&EventLoop>) {
         let Some(lp) = lp else {
             // SAFETY: contract: a leaked box, ours now.
             let job = unsafe { Box::from_raw(envelope.cast::<SpawnJob<F, T>>().as_ptr()) };
@@ -235,7 +245,7 @@ impl EventLoop {
             };
             // SAFETY: deferred messages were opened once and set aside
             // unconsumed; opening again continues where that left off.
-            unsafe { (envelope.as_ref().open())(envelope, Some(self)) };
+            unsafe { (envelope.as_ref().open())(envelope, Some(&self.sched)) };
         }
     }
 
@@ -257,8 +267,18 @@ impl EventLoop {
     }
 }
 
+/// Runs `f` with the loop a message is opened on: the thread's current
+/// loop when the mailbox hands over its scheduler, `None` when the loop
+/// stopped before the message was read.
+fn opened_on<R>(sched: Option<&Scheduler>, f: impl FnOnce(Option<&EventLoop>) -> R) -> R {
+    match sched {
+        Some(_) => event_loop::with_current("a loop's mailbox", |lp| f(Some(lp))),
+        None => f(None),
+    }
+}
+
 /// Sends a message with no content but its envelope.
-fn send_boxed(remote: &Remote, open: unsafe fn(NonNull<Envelope>, Option<&EventLoop>)) {
+fn send_boxed(remote: &Remote, open: Open) {
     let envelope = NonNull::from(Box::leak(Box::new(Envelope::new(open))));
     // SAFETY: leaked for the mailbox, which owns it until opened.
     if unsafe { remote.send(envelope) }.is_err() {
@@ -273,7 +293,16 @@ struct ShutDown;
 impl ShutDown {
     /// # Safety
     /// `envelope` is a leaked `Box<Envelope>`, opened once.
-    unsafe fn open(envelope: NonNull<Envelope>, lp: Option<&EventLoop>) {
+    unsafe fn open(envelope: NonNull<Envelope>, sched: Option<&Scheduler>) {
+        // SAFETY: forwarded contract.
+        opened_on(sched, |lp| unsafe { Self::open_on(envelope, lp) });
+    }
+
+    /// [`ShutDown::open`] on the loop (`None`: it stopped).
+    ///
+    /// # Safety
+    /// As for `open`.
+    unsafe fn open_on(envelope: NonNull<Envelope>, lp: Option<&EventLoop>) {
         // SAFETY: contract.
         drop(unsafe { Box::from_raw(envelope.as_ptr()) });
         if let Some(lp) = lp {
@@ -292,7 +321,16 @@ struct CancelJob<T> {
 impl<T> CancelJob<T> {
     /// # Safety
     /// `envelope` heads a leaked `Box<CancelJob<T>>`, opened once.
-    unsafe fn open(envelope: NonNull<Envelope>, lp: Option<&EventLoop>) {
+    unsafe fn open(envelope: NonNull<Envelope>, sched: Option<&Scheduler>) {
+        // SAFETY: forwarded contract.
+        opened_on(sched, |lp| unsafe { Self::open_on(envelope, lp) });
+    }
+
+    /// [`CancelJob::open`] on the loop (`None`: it stopped).
+    ///
+    /// # Safety
+    /// As for `open`.
+    unsafe fn open_on(envelope: NonNull<Envelope>, lp: Option<&EventLoop>) {
         // SAFETY: contract.
         let job = unsafe { Box::from_raw(envelope.cast::<CancelJob<T>>().as_ptr()) };
         let fiber = job.packet.state.with(|state| state.fiber);

@@ -519,7 +519,7 @@ impl EventLoop {
         loop {
             self.run_batch();
             if self.driver.remote().has_messages() {
-                self.driver.remote().drain(self);
+                self.driver.remote().drain(&self.sched);
             }
             self.spawn_deferred();
             if self.shutdown_deadline.get().is_none()
@@ -623,7 +623,8 @@ impl EventLoop {
         }
         let timeout = wake_at.map(|at| at.saturating_duration_since(Instant::now()));
         self.driver.turn(Wait::at_most(timeout), &self.sched);
-        self.mail_recently.set(self.driver.remote().drain(self) > 0);
+        self.mail_recently
+            .set(self.driver.remote().drain(&self.sched) > 0);
         true
     }
 
@@ -638,7 +639,7 @@ impl EventLoop {
         loop {
             for _ in 0..64 {
                 if remote.has_messages() {
-                    remote.drain(self);
+                    remote.drain(&self.sched);
                     return true;
                 }
                 std::hint::spin_loop();

@@ -7,10 +7,8 @@
 //! get threads of their own.
 
 pub(crate) mod affinity;
-mod atomic;
 pub(crate) mod cross;
 pub(crate) mod event_loop;
-pub(crate) mod mailbox;
 pub(crate) mod run_op;
 
 use std::fmt;

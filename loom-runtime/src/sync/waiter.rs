@@ -386,7 +386,7 @@ unsafe fn deliver_one(waiter: NonNull<Waiter>) {
         Who::Fiber { wake, remote } => {
             let here = event_loop::try_with_current(|lp| {
                 if ptr::eq(Arc::as_ptr(lp.driver.remote()), *remote) {
-                    wake.deliver_here(lp);
+                    wake.deliver_here(&lp.sched);
                     true
                 } else {
                     false
