@@ -135,7 +135,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("rt/cross.rs", "crate::sync::waiter::WaitList"),
     ("rt/cross.rs", "crate::sync::waiter::wait_until"),
     ("rt/event_loop.rs", "crate::fiber::JoinHandle"),
-    ("rt/event_loop.rs", "crate::rt::cross::DeferredSpawn"),
     ("rt/mod.rs", "crate::JoinHandle"),
     ("rt/mod.rs", "crate::JoinHandle::fiber_ptr"),
 ];

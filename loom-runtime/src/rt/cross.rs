@@ -14,9 +14,9 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::thread;
 
-use crate::driver::remote::{Envelope, Open, Remote};
+use crate::driver::remote::{Envelope, Remote};
 use crate::fiber::control::{FiberControl, FiberName};
-use crate::rt::event_loop::{self, EventLoop};
+use crate::rt::event_loop::{self, EventLoop, opened_on};
 use crate::sched::Scheduler;
 use crate::sync::flavour::{RawLock, SharedLock};
 use crate::sync::waiter::{Interrupted, WaitList, wait_until};
@@ -197,7 +197,7 @@ where
             return;
         };
         if !lp.has_stack_permit() {
-            lp.defer_spawn(DeferredSpawn(envelope));
+            lp.defer_spawn(envelope);
             return;
         }
         // SAFETY: contract.
@@ -223,90 +223,6 @@ where
                 drop(handle);
             }
             Err(e) => packet.finish(Err(Box::new(e))),
-        }
-    }
-}
-
-/// A spawn from another loop parked until a stack permit frees up.
-pub(crate) struct DeferredSpawn(NonNull<Envelope>);
-
-impl fmt::Debug for DeferredSpawn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DeferredSpawn")
-    }
-}
-
-impl EventLoop {
-    /// Retries spawns deferred for lack of stack permits, oldest first.
-    pub(crate) fn spawn_deferred(&self) {
-        while self.has_stack_permit() {
-            let Some(DeferredSpawn(envelope)) = self.deferred_spawns_pop() else {
-                return;
-            };
-            // SAFETY: deferred messages were opened once and set aside
-            // unconsumed; opening again continues where that left off.
-            unsafe { (envelope.as_ref().open())(envelope, Some(&self.sched)) };
-        }
-    }
-
-    /// Disposes of deferred spawns when the loop stops.
-    pub(crate) fn drop_deferred_spawns(&self) {
-        while let Some(DeferredSpawn(envelope)) = self.deferred_spawns_pop() {
-            // SAFETY: as above; `None` disposes of the message.
-            unsafe { (envelope.as_ref().open())(envelope, None) };
-        }
-    }
-
-    /// Tells every other loop to shut down (loop 0, once main returned).
-    pub(crate) fn shut_down_other_loops(&self) {
-        for (index, remote) in self.shared.remotes.iter().enumerate() {
-            if index != self.index {
-                send_boxed(remote, ShutDown::open);
-            }
-        }
-    }
-}
-
-/// Runs `f` with the loop a message is opened on: the thread's current
-/// loop when the mailbox hands over its scheduler, `None` when the loop
-/// stopped before the message was read.
-fn opened_on<R>(sched: Option<&Scheduler>, f: impl FnOnce(Option<&EventLoop>) -> R) -> R {
-    match sched {
-        Some(_) => event_loop::with_current("a loop's mailbox", |lp| f(Some(lp))),
-        None => f(None),
-    }
-}
-
-/// Sends a message with no content but its envelope.
-fn send_boxed(remote: &Remote, open: Open) {
-    let envelope = NonNull::from(Box::leak(Box::new(Envelope::new(open))));
-    // SAFETY: leaked for the mailbox, which owns it until opened.
-    if unsafe { remote.send(envelope) }.is_err() {
-        // SAFETY: refused, so still ours.
-        drop(unsafe { Box::from_raw(envelope.as_ptr()) });
-    }
-}
-
-/// Asks a loop to begin its shutdown.
-struct ShutDown;
-
-impl ShutDown {
-    /// # Safety
-    /// `envelope` is a leaked `Box<Envelope>`, opened once.
-    unsafe fn open(envelope: NonNull<Envelope>, sched: Option<&Scheduler>) {
-        // SAFETY: forwarded contract.
-        opened_on(sched, |lp| unsafe { Self::open_on(envelope, lp) });
-    }
-
-    /// [`ShutDown::open`] on the loop (`None`: it stopped).
-    ///
-    /// # Safety
-    /// As for `open`.
-    unsafe fn open_on(envelope: NonNull<Envelope>, lp: Option<&EventLoop>) {
-        // SAFETY: contract.
-        drop(unsafe { Box::from_raw(envelope.as_ptr()) });
-        if let Some(lp) = lp {
-            lp.begin_shutdown();
         }
     }
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::driver::remote::Remote;
+use crate::driver::remote::{Envelope, Open, Remote};
 use crate::driver::{Driver, Wait};
 
 use corosensei::Yielder;
@@ -73,8 +73,7 @@ pub(crate) struct EventLoop {
     remote_waits: Cell<usize>,
     /// Spawns sent from other loops that found every stack permit taken;
     /// retried as permits come back.
-    deferred_spawns:
-        std::cell::RefCell<std::collections::VecDeque<crate::rt::cross::DeferredSpawn>>,
+    deferred_spawns: std::cell::RefCell<std::collections::VecDeque<NonNull<Envelope>>>,
     stack_waiters: List,
     timers: TimerWheel,
     start: Instant,
@@ -484,13 +483,11 @@ impl EventLoop {
         self.shared.remotes.len()
     }
 
-    /// Keeps a spawn from another loop until a stack permit is free.
-    pub(crate) fn defer_spawn(&self, spawn: crate::rt::cross::DeferredSpawn) {
+    /// Keeps a spawn message from another loop, opened once but not
+    /// consumed, until a stack permit is free; [`EventLoop::spawn_deferred`]
+    /// opens it again.
+    pub(crate) fn defer_spawn(&self, spawn: NonNull<Envelope>) {
         self.deferred_spawns.borrow_mut().push_back(spawn);
-    }
-
-    pub(crate) fn deferred_spawns_pop(&self) -> Option<crate::rt::cross::DeferredSpawn> {
-        self.deferred_spawns.borrow_mut().pop_front()
     }
 
     /// Whether a spawn would get a stack permit without waiting.
@@ -835,6 +832,86 @@ where
         // SAFETY: `result` is reserved for exactly this type (contract) and
         // is written once, here.
         unsafe { control.result.cast::<thread::Result<T>>().write(outcome) };
+    }
+}
+
+// ---- the loop's own messages ---------------------------------------------
+
+impl EventLoop {
+    /// Retries spawns deferred for lack of stack permits, oldest first.
+    pub(crate) fn spawn_deferred(&self) {
+        while self.has_stack_permit() {
+            let Some(envelope) = self.deferred_spawns.borrow_mut().pop_front() else {
+                return;
+            };
+            // SAFETY: deferred messages were opened once and set aside
+            // unconsumed; opening again continues where that left off.
+            unsafe { (envelope.as_ref().open())(envelope, Some(&self.sched)) };
+        }
+    }
+
+    /// Disposes of deferred spawns when the loop stops.
+    pub(crate) fn drop_deferred_spawns(&self) {
+        while let Some(envelope) = self.deferred_spawns.borrow_mut().pop_front() {
+            // SAFETY: as above; `None` disposes of the message.
+            unsafe { (envelope.as_ref().open())(envelope, None) };
+        }
+    }
+
+    /// Tells every other loop to shut down (loop 0, once main returned).
+    pub(crate) fn shut_down_other_loops(&self) {
+        for (index, remote) in self.shared.remotes.iter().enumerate() {
+            if index != self.index {
+                send_boxed(remote, ShutDown::open);
+            }
+        }
+    }
+}
+
+/// Runs `f` with the loop a message is opened on: the thread's current
+/// loop when the mailbox hands over its scheduler, `None` when the loop
+/// stopped before the message was read.
+pub(crate) fn opened_on<R>(
+    sched: Option<&Scheduler>,
+    f: impl FnOnce(Option<&EventLoop>) -> R,
+) -> R {
+    match sched {
+        Some(_) => with_current("a loop's mailbox", |lp| f(Some(lp))),
+        None => f(None),
+    }
+}
+
+/// Sends a message with no content but its envelope.
+fn send_boxed(remote: &Remote, open: Open) {
+    let envelope = NonNull::from(Box::leak(Box::new(Envelope::new(open))));
+    // SAFETY: leaked for the mailbox, which owns it until opened.
+    if unsafe { remote.send(envelope) }.is_err() {
+        // SAFETY: refused, so still ours.
+        drop(unsafe { Box::from_raw(envelope.as_ptr()) });
+    }
+}
+
+/// Asks a loop to begin its shutdown.
+struct ShutDown;
+
+impl ShutDown {
+    /// # Safety
+    /// `envelope` is a leaked `Box<Envelope>`, opened once.
+    unsafe fn open(envelope: NonNull<Envelope>, sched: Option<&Scheduler>) {
+        // SAFETY: forwarded contract.
+        opened_on(sched, |lp| unsafe { Self::open_on(envelope, lp) });
+    }
+
+    /// [`ShutDown::open`] on the loop (`None`: it stopped).
+    ///
+    /// # Safety
+    /// As for `open`.
+    unsafe fn open_on(envelope: NonNull<Envelope>, lp: Option<&EventLoop>) {
+        // SAFETY: contract.
+        drop(unsafe { Box::from_raw(envelope.as_ptr()) });
+        if let Some(lp) = lp {
+            lp.begin_shutdown();
+        }
     }
 }
 
