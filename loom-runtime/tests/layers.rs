@@ -65,19 +65,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "rt",
-        &[
-            "rt",
-            "rt/event_loop",
-            "rt/cross",
-            "rt/run_op",
-            "rt/affinity",
-            "blocking",
-        ],
+        &["rt/event_loop", "rt/run_op", "rt/affinity", "blocking"],
     ),
     (
         "user-facing",
         &[
             "lib",
+            "rt",
+            "rt/cross",
             "fiber",
             "fiber/join",
             "time",
@@ -129,14 +124,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("net/socket.rs", "Driver::Uring"),
     ("net/unix.rs", "Driver::Poll"),
     ("profiling/fiber.rs", "crate::rt::event_loop"),
-    ("rt/cross.rs", "crate::sync::flavour::RawLock"),
-    ("rt/cross.rs", "crate::sync::flavour::SharedLock"),
-    ("rt/cross.rs", "crate::sync::waiter::Interrupted"),
-    ("rt/cross.rs", "crate::sync::waiter::WaitList"),
-    ("rt/cross.rs", "crate::sync::waiter::wait_until"),
-    ("rt/event_loop.rs", "crate::fiber::JoinHandle"),
-    ("rt/mod.rs", "crate::JoinHandle"),
-    ("rt/mod.rs", "crate::JoinHandle::fiber_ptr"),
 ];
 
 #[test]

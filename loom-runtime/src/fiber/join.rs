@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::thread;
 
 use super::control::{Fiber, FiberControl};
-use crate::rt::event_loop::EventLoop;
+use crate::rt::event_loop::{EventLoop, Spawned};
 
 /// An owned permission to join a fiber (wait for it and take its result).
 ///
@@ -26,9 +26,10 @@ pub struct JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(event_loop: Rc<EventLoop>, fiber: NonNull<FiberControl>) -> Self {
+    /// The handle of a fiber `event_loop` just spawned.
+    pub(crate) fn new(event_loop: Rc<EventLoop>, spawned: Spawned<T>) -> Self {
         JoinHandle {
-            fiber,
+            fiber: spawned.fiber,
             event_loop,
             _result: PhantomData,
         }

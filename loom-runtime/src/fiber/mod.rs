@@ -148,7 +148,9 @@ impl Builder {
             .stack_bytes
             .map(stack::validate_stack_bytes)
             .transpose()?;
-        crate::rt::event_loop::current_rc("loom::spawn").spawn(self.name, stack_bytes, f)
+        let event_loop = crate::rt::event_loop::current_rc("loom::spawn");
+        let spawned = event_loop.spawn(self.name, stack_bytes, f)?;
+        Ok(JoinHandle::new(event_loop, spawned))
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::driver::remote::{Envelope, Remote};
+use crate::fiber::JoinHandle;
 use crate::fiber::control::{FiberControl, FiberName};
 use crate::rt::event_loop::{self, EventLoop, opened_on};
 use crate::sched::Scheduler;
@@ -204,13 +205,14 @@ where
         let job = unsafe { Box::from_raw(envelope.cast::<SpawnJob<F, T>>().as_ptr()) };
         let SpawnJob { f, packet, .. } = *job;
         let fiber_packet = Arc::clone(&packet);
-        let spawned =
-            event_loop::current_rc("loom::spawn_on").spawn(FiberName::empty(), None, move || {
-                let result = panic::catch_unwind(AssertUnwindSafe(f));
-                fiber_packet.finish(result);
-            });
+        let event_loop = event_loop::current_rc("loom::spawn_on");
+        let spawned = event_loop.spawn(FiberName::empty(), None, move || {
+            let result = panic::catch_unwind(AssertUnwindSafe(f));
+            fiber_packet.finish(result);
+        });
         match spawned {
-            Ok(handle) => {
+            Ok(spawned) => {
+                let handle = JoinHandle::new(event_loop, spawned);
                 let fiber = handle.fiber_ptr();
                 let cancel = packet.state.with(|state| {
                     state.fiber = Some(FiberAddr(fiber.as_ptr() as usize));

@@ -11,6 +11,7 @@
 
 use std::cell::Cell;
 use std::io;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
@@ -25,7 +26,6 @@ use crate::driver::{Driver, Wait};
 use corosensei::Yielder;
 use corosensei::stack::STACK_ALIGNMENT;
 
-use crate::fiber::JoinHandle;
 use crate::fiber::control::{CONTROL_BYTES, FiberControl, FiberName};
 use crate::fiber::stack::{PooledStack, StackPool, StackSlot};
 use crate::list::{Link, List, container_of};
@@ -174,6 +174,16 @@ impl Drop for LoopGuard {
     }
 }
 
+/// A fiber [`EventLoop::spawn`] just started, returning `T`: the one
+/// permission to make its `JoinHandle` (`JoinHandle::new`), which detaches
+/// the fiber when dropped so that its stack can return to the pool.
+#[must_use = "make the fiber's JoinHandle, or its stack is never released"]
+#[derive(Debug)]
+pub(crate) struct Spawned<T> {
+    pub(crate) fiber: NonNull<FiberControl>,
+    _result: PhantomData<fn() -> T>,
+}
+
 /// A fiber waiting for a stack permit; lives in the waiter's frame.
 struct StackWaiter {
     link: Link,
@@ -222,13 +232,14 @@ impl EventLoop {
     // ---- spawning -------------------------------------------------------
 
     /// Spawns `f` as a fiber of this loop. May suspend the calling fiber
-    /// while `max_fibers` stacks are in use.
+    /// while `max_fibers` stacks are in use. The caller turns the result
+    /// into the fiber's one `JoinHandle`.
     pub(crate) fn spawn<F, T>(
-        self: &Rc<Self>,
+        &self,
         name: FiberName,
         stack_bytes: Option<usize>,
         f: F,
-    ) -> io::Result<JoinHandle<T>>
+    ) -> io::Result<Spawned<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
@@ -253,7 +264,10 @@ impl EventLoop {
                 .set_track(self.pool.track_name(&slot));
             self.sched.admit(fiber);
         }
-        Ok(JoinHandle::new(Rc::clone(self), fiber))
+        Ok(Spawned {
+            fiber,
+            _result: PhantomData,
+        })
     }
 
     /// Takes a stack permit and a slot of `stack_bytes`, waiting while the

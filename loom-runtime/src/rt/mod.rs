@@ -21,6 +21,7 @@ use std::time::Duration;
 
 pub use crate::driver::Backend;
 use crate::driver::{Driver, DriverConfig};
+use crate::fiber::JoinHandle;
 pub use crate::fiber::budget::{RESERVED_MAPPINGS, StackBudget, stack_budget};
 use crate::fiber::control::FiberName;
 use crate::fiber::overflow::AltStack;
@@ -455,10 +456,10 @@ impl Runtime {
             })
             .collect();
         let main = run_loop(first, self.config, 0, Arc::clone(&shared), |lp| {
-            Some(
-                lp.spawn(FiberName::new("main"), None, main)
-                    .unwrap_or_else(|e| panic!("loom: cannot spawn the main fiber: {e}")),
-            )
+            let spawned = lp
+                .spawn(FiberName::new("main"), None, main)
+                .unwrap_or_else(|e| panic!("loom: cannot spawn the main fiber: {e}"));
+            Some(JoinHandle::new(Rc::clone(lp), spawned))
         })
         .expect("loop 0 runs the main fiber");
         let mut loop_panic = None;
@@ -532,8 +533,8 @@ fn run_loop<T>(
     config: LoopConfig,
     index: usize,
     shared: Arc<RuntimeShared>,
-    first: impl FnOnce(&Rc<EventLoop>) -> Option<crate::JoinHandle<T>>,
-) -> Option<crate::JoinHandle<T>> {
+    first: impl FnOnce(&Rc<EventLoop>) -> Option<JoinHandle<T>>,
+) -> Option<JoinHandle<T>> {
     let LoopParts { pool, driver, cpu } = parts;
     let _pinned = cpu.map(|cpu| {
         affinity::pin_current_thread(cpu)
@@ -555,7 +556,7 @@ fn run_loop<T>(
         // Should the loop itself ever unwind (a runtime bug), stacks of
         // suspended fibers must still never be unmapped under them.
         let _abandon = AbandonOnUnwind(&event_loop);
-        event_loop.drive(first.as_ref().map(crate::JoinHandle::fiber_ptr));
+        event_loop.drive(first.as_ref().map(JoinHandle::fiber_ptr));
         event_loop.drop_deferred_spawns();
         event_loop.driver.remote().close();
     }
