@@ -119,10 +119,6 @@ const KNOWN: &[(&str, &str)] = &[
         "fiber/stack.rs",
         "crate::profiling::names::SlotNames::lease",
     ),
-    ("fs/metadata.rs", "Driver::Uring"),
-    ("net/socket.rs", "Driver::Poll"),
-    ("net/socket.rs", "Driver::Uring"),
-    ("net/unix.rs", "Driver::Poll"),
     ("profiling/fiber.rs", "crate::rt::event_loop"),
 ];
 

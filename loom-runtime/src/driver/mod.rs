@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::sched::Scheduler;
+use crate::sys::set_nonblocking;
+use poll::SourceKey;
 use remote::Remote;
 
 /// Which kernel interface a runtime's event loop uses for I/O.
@@ -246,6 +248,41 @@ impl Driver {
             #[cfg(target_os = "linux")]
             Driver::Uring(_) => Backend::IoUring,
             Driver::Poll(_) => poll::NATIVE,
+        }
+    }
+
+    /// Whether ops complete in the kernel (io_uring) rather than being
+    /// retried on readiness: files and metadata then need no thread, and a
+    /// blocking socket call makes the kernel itself wait.
+    pub(crate) fn is_completion_based(&self) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Driver::Uring(_) => true,
+            Driver::Poll(_) => false,
+        }
+    }
+
+    /// Prepares a socket for this backend: blocking and unregistered on
+    /// io_uring (the kernel waits inside the op); non-blocking and
+    /// registered on the poll backends, whose key the socket keeps.
+    pub(crate) fn adopt_socket(&self, fd: std::os::fd::RawFd) -> io::Result<Option<SourceKey>> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Driver::Uring(_) => set_nonblocking(fd, false).map(|()| None),
+            Driver::Poll(poll) => {
+                set_nonblocking(fd, true)?;
+                poll.register(fd).map(Some)
+            }
+        }
+    }
+
+    /// Undoes [`Driver::adopt_socket`]'s registration, before the fd is
+    /// closed or handed back.
+    pub(crate) fn release_socket(&self, source: SourceKey, fd: std::os::fd::RawFd) {
+        match self {
+            #[cfg(target_os = "linux")]
+            Driver::Uring(_) => {}
+            Driver::Poll(poll) => poll.deregister(source, fd),
         }
     }
 

@@ -268,7 +268,6 @@ mod imp {
     use std::os::fd::AsRawFd;
 
     use super::*;
-    use crate::driver::Driver;
     use crate::op;
     use crate::rt::event_loop::with_current;
     use crate::rt::run_op::run_op;
@@ -297,7 +296,7 @@ mod imp {
         } else {
             "fs::symlink_metadata"
         };
-        let uring = with_current(what, |lp| matches!(lp.driver, Driver::Uring(_)));
+        let uring = with_current(what, |lp| lp.driver.is_completion_based());
         if uring {
             // Three kernel ops, no thread: open the path itself (`O_PATH`,
             // no read permission needed, works on directories, and with

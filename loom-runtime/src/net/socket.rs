@@ -16,7 +16,6 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::driver::Driver;
 use crate::driver::poll::SourceKey;
 use crate::op::{self, Deadline, Op};
 use crate::rt::event_loop::{in_runtime, with_current};
@@ -58,14 +57,7 @@ impl Socket {
         // ones handed over by std, gets SO_NOSIGPIPE instead.
         #[cfg(target_vendor = "apple")]
         crate::sys::set_nosigpipe(fd.as_raw_fd())?;
-        let source = with_current(what, |lp| match &lp.driver {
-            #[cfg(target_os = "linux")]
-            Driver::Uring(_) => set_nonblocking(fd.as_raw_fd(), false).map(|()| None),
-            Driver::Poll(poll) => {
-                set_nonblocking(fd.as_raw_fd(), true)?;
-                poll.register(fd.as_raw_fd()).map(Some)
-            }
-        })?;
+        let source = with_current(what, |lp| lp.driver.adopt_socket(fd.as_raw_fd()))?;
         Ok(Socket {
             fd: ManuallyDrop::new(fd),
             source,
@@ -85,18 +77,12 @@ impl Socket {
         Ok(fd)
     }
 
-    #[cfg_attr(
-        not(target_os = "linux"),
-        allow(irrefutable_let_patterns, reason = "poll is the only backend there")
-    )]
     fn deregister(&mut self) {
         if let Some(source) = self.source.take()
             && in_runtime()
         {
             with_current("closing a socket", |lp| {
-                if let Driver::Poll(poll) = &lp.driver {
-                    poll.deregister(source, self.fd.as_raw_fd());
-                }
+                lp.driver.release_socket(source, self.fd.as_raw_fd());
             });
         }
     }

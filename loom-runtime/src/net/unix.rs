@@ -37,7 +37,6 @@ use std::time::Duration;
 
 use super::socket::Socket;
 use super::tcp::{DEFAULT_BACKLOG, fd_impls};
-use crate::driver::Driver;
 use crate::op::{self, RawAddr};
 use crate::rt::event_loop::with_current;
 use crate::sys::syscall;
@@ -481,7 +480,7 @@ impl UnixStream {
             if lp.current_fiber(WHAT).cancelled.get() {
                 return Err(lp.refuse_cancelled());
             }
-            Ok(matches!(lp.driver, Driver::Poll(_)))
+            Ok(!lp.driver.is_completion_based())
         })?;
         if !poll {
             // io_uring: the socket is blocking, so the kernel itself waits
