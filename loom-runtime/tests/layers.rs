@@ -34,6 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "fiber/stack",
             "fiber/budget",
+            "fiber/chunks",
             "fiber/control",
             "fiber/overflow",
         ],
@@ -113,7 +114,6 @@ const TEST_ONLY: &[&str] = &["profiling/tests", "profiling/recorder"];
 const KNOWN: &[(&str, &str)] = &[
     ("fiber/control.rs", "crate::profiling::FiberProfile"),
     ("fiber/control.rs", "crate::profiling::FiberProfile::new"),
-    ("fiber/overflow.rs", "super::control"),
     ("fiber/stack.rs", "crate::profiling::names::SlotNames"),
     (
         "fiber/stack.rs",

@@ -21,6 +21,7 @@
 //! ```
 
 pub(crate) mod budget;
+mod chunks;
 pub(crate) mod control;
 mod join;
 pub(crate) mod overflow;

@@ -17,91 +17,12 @@
 //! `abort(3)`. Faults anywhere else go to the handler that was installed
 //! before ours (std's, typically), or to the default action.
 
+use super::chunks::guard_slot_top;
+use super::control;
 use std::io;
 use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-use super::control;
-
-/// Maximum number of stack reservations alive at once, over all loops.
-/// Pools grow by doubling, so this is never the binding limit in practice.
-pub const MAX_CHUNKS: usize = 1024;
-
-struct ChunkRecord {
-    claimed: AtomicBool,
-    /// Start of the reservation, or 0 while the record is not published.
-    start: AtomicUsize,
-    len: AtomicUsize,
-    stride: AtomicUsize,
-    guard_bytes: AtomicUsize,
-}
-
-#[allow(clippy::declare_interior_mutable_const)]
-const EMPTY: ChunkRecord = ChunkRecord {
-    claimed: AtomicBool::new(false),
-    start: AtomicUsize::new(0),
-    len: AtomicUsize::new(0),
-    stride: AtomicUsize::new(0),
-    guard_bytes: AtomicUsize::new(0),
-};
-
-static CHUNKS: [ChunkRecord; MAX_CHUNKS] = [EMPTY; MAX_CHUNKS];
-
-/// Publishes a reservation of `len` bytes made of `stride`-byte slots, each
-/// starting with `guard_bytes` of guard. Installs the signal handler on
-/// first use.
-pub(crate) fn register_chunk(
-    start: usize,
-    len: usize,
-    stride: usize,
-    guard_bytes: usize,
-) -> io::Result<usize> {
-    install_handler();
-    for (index, record) in CHUNKS.iter().enumerate() {
-        if record
-            .claimed
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            record.len.store(len, Ordering::Relaxed);
-            record.stride.store(stride, Ordering::Relaxed);
-            record.guard_bytes.store(guard_bytes, Ordering::Relaxed);
-            // Publish last: the handler reads `start` with Acquire first.
-            record.start.store(start, Ordering::Release);
-            return Ok(index);
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::OutOfMemory,
-        format!("too many fiber stack reservations alive at once (limit {MAX_CHUNKS})"),
-    ))
-}
-
-pub(crate) fn unregister_chunk(index: usize) {
-    let record = &CHUNKS[index];
-    record.start.store(0, Ordering::Release);
-    record.claimed.store(false, Ordering::Release);
-}
-
-/// If `addr` lies in the guard page of a slot, the slot's top address.
-fn guard_slot_top(addr: usize) -> Option<usize> {
-    for record in &CHUNKS {
-        let start = record.start.load(Ordering::Acquire);
-        if start == 0 || addr < start {
-            continue;
-        }
-        let len = record.len.load(Ordering::Relaxed);
-        let stride = record.stride.load(Ordering::Relaxed);
-        let guard = record.guard_bytes.load(Ordering::Relaxed);
-        if addr - start < len && (addr - start) % stride < guard {
-            let slot = (addr - start) / stride;
-            return Some(start + (slot + 1) * stride);
-        }
-    }
-    None
-}
 
 const SIGNALS: [libc::c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
 static mut PREVIOUS: [MaybeUninit<libc::sigaction>; 2] =
@@ -232,8 +153,11 @@ pub(crate) struct AltStack {
 impl AltStack {
     const BYTES: usize = 64 * 1024;
 
-    /// Installs an alternate signal stack if the thread has none.
+    /// Installs the overflow handler (once per process) and an alternate
+    /// signal stack for this thread if it has none; every loop thread calls
+    /// it before its first fiber runs.
     pub(crate) fn ensure() -> io::Result<Option<AltStack>> {
+        install_handler();
         // SAFETY: querying with a null new stack only writes `current`.
         let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
         crate::sys::syscall!(sigaltstack(ptr::null(), &mut current))?;
@@ -296,22 +220,5 @@ mod tests {
         assert_eq!(format_decimal(0, &mut d), b"0");
         assert_eq!(format_decimal(64, &mut d), b"64");
         assert_eq!(format_decimal(u64::MAX, &mut d), b"18446744073709551615");
-    }
-
-    #[test]
-    fn guard_lookup_maps_addresses_to_slots() {
-        // A fake reservation far from anything real; only the table is used.
-        let start = 0x7000_0000_0000usize;
-        let index = register_chunk(start, 3 * 0x5000, 0x5000, 0x1000).unwrap();
-        assert_eq!(guard_slot_top(start), Some(start + 0x5000));
-        assert_eq!(guard_slot_top(start + 0x5000 + 0xfff), Some(start + 0xa000));
-        assert_eq!(
-            guard_slot_top(start + 0x1000),
-            None,
-            "the stack itself is not a guard"
-        );
-        assert_eq!(guard_slot_top(start + 3 * 0x5000), None, "past the end");
-        unregister_chunk(index);
-        assert_eq!(guard_slot_top(start), None);
     }
 }

@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use corosensei::stack::{STACK_ALIGNMENT, Stack, StackPointer};
 
-use super::overflow;
+use super::chunks;
 use crate::sys::{page_size, round_up, syscall};
 
 /// The smallest stack a fiber may ask for.
@@ -616,7 +616,7 @@ fn reserve_chunk(stack_bytes: usize, slots: usize, guard_kind: GuardKind) -> io:
         release_chunk(&chunk);
         return Err(e);
     }
-    match overflow::register_chunk(start, len, stride, page) {
+    match chunks::register_chunk(start, len, stride, page) {
         Ok(index) => chunk.table_index = index,
         Err(e) => {
             release_chunk(&chunk);
@@ -681,7 +681,7 @@ fn is_out_of_mappings(e: &io::Error, guard_kind: GuardKind) -> bool {
 
 fn release_chunk(chunk: &Chunk) {
     if chunk.table_index != usize::MAX {
-        overflow::unregister_chunk(chunk.table_index);
+        chunks::unregister_chunk(chunk.table_index);
     }
     // SAFETY: the chunk is a mapping of `len` bytes made by `map_anonymous`
     // and, per the callers, no fiber uses any of its slots.
