@@ -34,6 +34,7 @@
 )]
 
 pub mod blocking;
+mod context;
 mod driver;
 pub mod fiber;
 pub mod fs;

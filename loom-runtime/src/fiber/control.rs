@@ -131,7 +131,7 @@ pub(crate) struct FiberControl {
     pub(crate) name: FiberName,
     /// Profiler state (`tracy`): the fiber's open zones or its track name.
     #[cfg(any(feature = "tracy", test))]
-    pub(crate) profile: crate::profiling::FiberProfile,
+    pub(crate) profile: crate::profiling::record::FiberProfile,
 }
 
 impl FiberControl {
@@ -152,7 +152,7 @@ impl FiberControl {
             id,
             name,
             #[cfg(any(feature = "tracy", test))]
-            profile: crate::profiling::FiberProfile::new(),
+            profile: crate::profiling::record::FiberProfile::new(),
         }
     }
 

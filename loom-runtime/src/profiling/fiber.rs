@@ -2,14 +2,12 @@
 //! and the scheduler's hooks that keep a fiber's zones well nested on its
 //! thread's track across switches.
 
-use std::cell::Cell;
 use std::marker::PhantomData;
 
-#[cfg(any(test, not(feature = "tracy-fibers")))]
-use super::MAX_FIBER_ZONES;
-use super::{SourceLocation, Zone, backend, by_mode, enabled};
+use super::record::SourceLocation;
+use super::{Zone, backend, by_mode, enabled};
+use crate::context;
 use crate::fiber::control::FiberControl;
-use crate::rt::event_loop;
 
 /// What a [`Zone`] emitted, so its drop ends exactly that.
 #[derive(Debug)]
@@ -24,7 +22,7 @@ pub(super) enum ZoneKind {
     /// tickets: the profiler is not shut down until it ends.
     Plain,
     /// A zone on this fiber's stack of open zones (replay mode), emitted if
-    /// it is within [`MAX_FIBER_ZONES`] of the bottom.
+    /// it is within [`MAX_FIBER_ZONES`](super::MAX_FIBER_ZONES) of the bottom.
     #[cfg(any(test, not(feature = "tracy-fibers")))]
     Fiber(std::ptr::NonNull<FiberControl>),
 }
@@ -57,7 +55,7 @@ impl Drop for Zone {
 }
 
 fn begin(location: &'static SourceLocation) -> ZoneKind {
-    match event_loop::try_with_current(|lp| lp.sched.current()) {
+    match context::running_fiber() {
         None => begin_plain(location),
         Some(None) => {
             // A runtime that got no count started after the shutdown,
@@ -116,7 +114,7 @@ fn end(kind: &ZoneKind) {
             // A zone carried out of its runtime (returned from `run`) stays
             // open: that runtime no longer keeps the profiler alive, so
             // ending it here could race the shutdown.
-            if event_loop::in_runtime() {
+            if context::in_loop() {
                 // SAFETY: a loop thread, whose runtime keeps the profiler
                 // running (see `begin`).
                 unsafe { backend::zone_end() };
@@ -124,7 +122,7 @@ fn end(kind: &ZoneKind) {
         }
         #[cfg(any(test, not(feature = "tracy-fibers")))]
         ZoneKind::Fiber(owner) => {
-            let current = event_loop::try_with_current(|lp| lp.sched.current()).flatten();
+            let current = context::running_fiber().flatten();
             // A zone carried out of its fiber (returned from it) is left on
             // the owner's stack, so the owner's switch-outs keep ending it
             // until the owner finishes; ending it here, in another fiber's
@@ -138,94 +136,6 @@ fn end(kind: &ZoneKind) {
                 }
             }
         }
-    }
-}
-
-/// What a fiber's control block keeps for profiling: its open zones
-/// (replay) or its track's name (fiber tracks).
-pub(crate) struct FiberProfile {
-    /// Zones open in this fiber, counting those past `MAX_FIBER_ZONES`.
-    #[cfg(any(test, not(feature = "tracy-fibers")))]
-    depth: Cell<usize>,
-    /// The first `MAX_FIBER_ZONES` of them, outermost first.
-    #[cfg(any(test, not(feature = "tracy-fibers")))]
-    open: [Cell<Option<&'static SourceLocation>>; MAX_FIBER_ZONES],
-    /// The fiber's Tracy fiber name: its stack slot's, set at spawn.
-    #[cfg(any(test, feature = "tracy-fibers"))]
-    track: Cell<*const std::ffi::c_char>,
-}
-
-impl FiberProfile {
-    pub(crate) const fn new() -> FiberProfile {
-        FiberProfile {
-            #[cfg(any(test, not(feature = "tracy-fibers")))]
-            depth: Cell::new(0),
-            #[cfg(any(test, not(feature = "tracy-fibers")))]
-            open: [const { Cell::new(None) }; MAX_FIBER_ZONES],
-            #[cfg(any(test, feature = "tracy-fibers"))]
-            track: Cell::new(std::ptr::null()),
-        }
-    }
-
-    /// Sets the fiber's track name: a process-lifetime NUL-terminated
-    /// string, unique to the fiber's stack slot among live fibers.
-    #[cfg(any(test, feature = "tracy-fibers"))]
-    pub(crate) fn set_track(&self, name: *const std::ffi::c_char) {
-        self.track.set(name);
-    }
-
-    /// Records a zone opened by the fiber; returns whether it is within the
-    /// recorded depth (and so is to be emitted).
-    #[cfg(any(test, not(feature = "tracy-fibers")))]
-    fn push(&self, location: &'static SourceLocation) -> bool {
-        let depth = self.depth.get();
-        self.depth.set(depth + 1);
-        match self.open.get(depth) {
-            Some(slot) => {
-                slot.set(Some(location));
-                true
-            }
-            None => {
-                too_deep();
-                false
-            }
-        }
-    }
-
-    /// Forgets the innermost open zone; returns whether it had been
-    /// emitted (and so is to be ended). An empty stack — a zone dropped
-    /// in the fiber that got its slot after its owner's — pops nothing.
-    #[cfg(any(test, not(feature = "tracy-fibers")))]
-    fn pop(&self) -> bool {
-        let depth = self.depth.get();
-        if depth == 0 {
-            return false;
-        }
-        self.depth.set(depth - 1);
-        depth <= MAX_FIBER_ZONES
-    }
-
-    /// The open zones that were emitted, outermost first.
-    #[cfg(any(test, not(feature = "tracy-fibers")))]
-    fn recorded(&self) -> impl Iterator<Item = &'static SourceLocation> {
-        let depth = self.depth.get().min(MAX_FIBER_ZONES);
-        self.open[..depth].iter().map(|slot| {
-            slot.get()
-                .expect("the recorded part of the stack is filled")
-        })
-    }
-}
-
-#[cfg(any(test, not(feature = "tracy-fibers")))]
-#[cold]
-fn too_deep() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        log::warn!(
-            "loom: a fiber has more than {MAX_FIBER_ZONES} profiler zones open at once; \
-             the deeper ones are not recorded (this warning is logged once)"
-        );
     }
 }
 

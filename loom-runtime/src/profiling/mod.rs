@@ -100,6 +100,7 @@ mod fiber;
 mod lifetime;
 #[cfg(any(feature = "tracy-fibers", test))]
 pub(crate) mod names;
+pub(crate) mod record;
 #[cfg(test)]
 mod recorder;
 #[cfg(test)]
@@ -110,13 +111,12 @@ mod tests;
 use recorder as backend;
 
 #[cfg(any(feature = "tracy", test))]
-pub(crate) use fiber::{FiberProfile, after_resume, before_resume};
+pub(crate) use fiber::{after_resume, before_resume};
 #[cfg(any(feature = "tracy", test))]
 pub(crate) use lifetime::{RuntimeProfile, name_loop_thread};
-
-/// The most zones one fiber can have open at once and still see them all
-/// in Tracy in `tracy` (replay) mode; see the module documentation.
-pub const MAX_FIBER_ZONES: usize = 16;
+pub use record::MAX_FIBER_ZONES;
+#[cfg(any(feature = "tracy", test))]
+pub use record::SourceLocation;
 
 // ---- zones, with profiling compiled in ----------------------------------
 
@@ -198,73 +198,6 @@ macro_rules! zone {
         let _: &'static str = ::core::concat!($name);
         $crate::profiling::Zone::OFF
     }};
-}
-
-/// Where a zone is opened, as Tracy wants it: a `static` per `zone!` call
-/// site, whose address Tracy uses as the location's identity.
-#[cfg(any(feature = "tracy", test))]
-#[doc(hidden)]
-#[repr(transparent)]
-#[derive(Debug)]
-pub struct SourceLocation(RawLocation);
-
-#[cfg(feature = "tracy")]
-use tracy_client_sys::___tracy_source_location_data as RawLocation;
-
-/// The layout of Tracy's `___tracy_source_location_data`, for the unit
-/// tests' recorder when Tracy itself is not compiled in.
-#[cfg(all(test, not(feature = "tracy")))]
-#[repr(C)]
-#[derive(Debug)]
-struct RawLocation {
-    name: *const std::ffi::c_char,
-    function: *const std::ffi::c_char,
-    file: *const std::ffi::c_char,
-    line: u32,
-    color: u32,
-}
-
-// SAFETY: a SourceLocation holds pointers to NUL-terminated `'static`
-// string literals (checked by `new`, the only constructor) and two
-// integers, and nothing ever writes to it: it has no interior mutability
-// and lives in an immutable `static`. Tracy reads it from any thread (its
-// worker thread reads the strings when the viewer asks for them), which
-// is sound because reading immutable, immortal data is.
-#[cfg(any(feature = "tracy", test))]
-unsafe impl Sync for SourceLocation {}
-
-#[cfg(any(feature = "tracy", test))]
-impl SourceLocation {
-    /// A location named `name` (also used as its function name) at
-    /// `file:line`. `name` and `file` must end with their only NUL; as the
-    /// macro evaluates this in a `static`, a violation is a compile error.
-    pub const fn new(name: &'static str, file: &'static str, line: u32) -> SourceLocation {
-        let name = c_str(name).as_ptr();
-        SourceLocation(RawLocation {
-            name,
-            function: name,
-            file: c_str(file).as_ptr(),
-            line,
-            color: 0,
-        })
-    }
-
-    /// The zone's name.
-    #[cfg(test)]
-    fn name(&self) -> &'static str {
-        // SAFETY: `new` took the pointer from a NUL-terminated `'static`
-        // string that is valid UTF-8.
-        let name = unsafe { std::ffi::CStr::from_ptr(self.0.name) };
-        name.to_str().expect("built from a &str")
-    }
-}
-
-#[cfg(any(feature = "tracy", test))]
-const fn c_str(s: &'static str) -> &'static std::ffi::CStr {
-    match std::ffi::CStr::from_bytes_with_nul(s.as_bytes()) {
-        Ok(c) => c,
-        Err(_) => panic!("loom: a zone name must not contain NUL"),
-    }
 }
 
 /// Whether zones are being recorded on this thread now: the client is

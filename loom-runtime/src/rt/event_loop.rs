@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::context;
 use crate::driver::remote::{Envelope, Open, Remote};
 use crate::driver::{Driver, Wait};
 
@@ -88,10 +89,6 @@ pub(crate) struct EventLoop {
     mail_recently: Cell<bool>,
 }
 
-thread_local! {
-    static CURRENT: Cell<*const EventLoop> = const { Cell::new(ptr::null()) };
-}
-
 /// Calls `f` with the loop running on this thread.
 ///
 /// # Panics
@@ -100,8 +97,8 @@ thread_local! {
 #[track_caller]
 pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&EventLoop) -> R) -> R {
     let current = current_ptr(what);
-    // SAFETY: CURRENT is non-null only between LoopGuard::enter and its
-    // drop, while `Runtime::run` holds the Rc<EventLoop> it points into.
+    // SAFETY: the context holds a loop only between LoopGuard::enter and
+    // its drop, while `Runtime::run` holds the Rc<EventLoop> it points into.
     f(unsafe { &*current })
 }
 
@@ -112,8 +109,9 @@ pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&EventLoop) -> R) -> R 
 #[track_caller]
 pub(crate) fn current_rc(what: &str) -> Rc<EventLoop> {
     let current = current_ptr(what);
-    // SAFETY: CURRENT came from `Rc::as_ptr` on an Rc that `Runtime::run`
-    // keeps alive while CURRENT is set, so adding a strong count is sound.
+    // SAFETY: the context's loop came from `Rc::as_ptr` on an Rc that
+    // `Runtime::run` keeps alive while it is installed, so adding a strong
+    // count is sound.
     unsafe {
         Rc::increment_strong_count(current);
         Rc::from_raw(current)
@@ -123,7 +121,7 @@ pub(crate) fn current_rc(what: &str) -> Rc<EventLoop> {
 #[inline]
 #[track_caller]
 fn current_ptr(what: &str) -> *const EventLoop {
-    let current = CURRENT.with(Cell::get);
+    let current = context::event_loop().cast::<EventLoop>();
     if current.is_null() {
         not_in_runtime(what);
     }
@@ -142,35 +140,36 @@ fn not_in_runtime(what: &str) -> ! {
 /// Calls `f` with the loop running on this thread, if there is one.
 #[inline]
 pub(crate) fn try_with_current<R>(f: impl FnOnce(&EventLoop) -> R) -> Option<R> {
-    let current = CURRENT.with(Cell::get);
+    let current = context::event_loop().cast::<EventLoop>();
     // SAFETY: as in `with_current`.
     (!current.is_null()).then(|| f(unsafe { &*current }))
 }
 
 /// Whether this thread is inside a loom runtime.
 pub(crate) fn in_runtime() -> bool {
-    !CURRENT.with(Cell::get).is_null()
+    context::in_loop()
 }
 
 /// Makes `event_loop` the current loop of this thread until dropped.
+#[derive(Debug)]
 pub(crate) struct LoopGuard {
-    _private: (),
+    _installed: context::Installed,
 }
 
 impl LoopGuard {
     pub(crate) fn enter(event_loop: &Rc<EventLoop>) -> LoopGuard {
-        let previous = CURRENT.with(|c| c.replace(Rc::as_ptr(event_loop)));
-        assert!(
-            previous.is_null(),
-            "a loom runtime is already running on this thread"
-        );
-        LoopGuard { _private: () }
-    }
-}
-
-impl Drop for LoopGuard {
-    fn drop(&mut self) {
-        CURRENT.with(|c| c.set(ptr::null()));
+        // SAFETY: the loop and its scheduler live in the Rc, which
+        // `run_loop` keeps until after this guard is dropped, on this
+        // thread.
+        let installed = unsafe {
+            context::install(
+                Rc::as_ptr(event_loop).cast(),
+                event_loop.sched.running_slot(),
+            )
+        };
+        LoopGuard {
+            _installed: installed,
+        }
     }
 }
 

@@ -48,6 +48,11 @@ impl Scheduler {
         self.current.get()
     }
 
+    /// Where the running fiber is recorded, for the thread's context.
+    pub(crate) fn running_slot(&self) -> *const crate::context::RunningSlot {
+        &self.current
+    }
+
     pub(crate) fn has_runnable(&self) -> bool {
         !self.run_queue.is_empty()
     }
