@@ -233,6 +233,7 @@ impl EventLoop {
     /// Spawns `f` as a fiber of this loop. May suspend the calling fiber
     /// while `max_fibers` stacks are in use. The caller turns the result
     /// into the fiber's one `JoinHandle`.
+    #[inline]
     pub(crate) fn spawn<F, T>(
         &self,
         name: FiberName,
