@@ -37,6 +37,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "fiber/budget",
             "fiber/chunks",
             "fiber/control",
+            "fiber/layout",
             "fiber/overflow",
         ],
     ),
@@ -67,7 +68,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "rt",
-        &["rt/event_loop", "rt/run_op", "rt/affinity", "blocking"],
+        &[
+            "rt/event_loop",
+            "rt/event_loop/drive",
+            "rt/event_loop/shutdown",
+            "rt/event_loop/spawn",
+            "rt/event_loop/waits",
+            "rt/run_op",
+            "rt/affinity",
+            "blocking",
+        ],
     ),
     (
         "user-facing",

@@ -24,6 +24,7 @@ pub(crate) mod budget;
 mod chunks;
 pub(crate) mod control;
 mod join;
+pub(crate) mod layout;
 pub(crate) mod overflow;
 pub(crate) mod stack;
 

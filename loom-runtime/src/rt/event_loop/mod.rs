@@ -1,0 +1,243 @@
+//! One event loop: the scheduler, stack pool and timer wheel of one thread,
+//! and the loop that drives them.
+//!
+//! The loop is the only code that resumes fibers. Each turn it runs up to
+//! [`RUN_BUDGET`] runnable fibers, fires due timers, and gives the I/O
+//! driver a turn: a non-blocking one (submit, reap) while fibers are still
+//! runnable and I/O is outstanding, else one that waits in the kernel until
+//! an op completes or the next timer is due. The data plane — spawn,
+//! suspend, wake, timer arming, queueing an op — allocates nothing and makes
+//! no system call of its own.
+
+use std::cell::Cell;
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::context;
+use crate::driver::Driver;
+use crate::driver::remote::{Envelope, Remote};
+use crate::fiber::control::FiberControl;
+use crate::fiber::stack::StackPool;
+use crate::list::List;
+use crate::sched::Scheduler;
+use crate::time::wheel::TimerWheel;
+
+mod drive;
+mod shutdown;
+mod spawn;
+mod waits;
+
+pub(crate) use shutdown::opened_on;
+pub(crate) use spawn::Spawned;
+
+/// Fibers resumed per loop turn before timers are looked at again, so a
+/// crowd of yielding fibers cannot starve timers — and so the loop reads
+/// the clock once per batch rather than once per switch.
+pub(crate) const RUN_BUDGET: usize = 64;
+
+/// Static configuration of one loop.
+#[derive(Debug, Clone)]
+pub(crate) struct LoopConfig {
+    pub(crate) stack_bytes: usize,
+    pub(crate) shutdown_timeout: Duration,
+    /// How long an idle loop watches its mailbox before parking in the
+    /// kernel, when its last wake-up came through the mailbox.
+    pub(crate) idle_spin: Duration,
+}
+
+/// What every loop of one runtime knows about the others.
+#[derive(Debug)]
+pub(crate) struct RuntimeShared {
+    /// The remote end of loop `i`'s driver, by loop index.
+    pub(crate) remotes: Box<[Arc<Remote>]>,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct EventLoop {
+    pub(crate) sched: Scheduler,
+    pub(crate) pool: StackPool,
+    pub(crate) driver: Driver,
+    /// This loop's index in its runtime (0 runs the main fiber).
+    pub(crate) index: usize,
+    pub(crate) shared: Arc<RuntimeShared>,
+    /// Fibers waiting for another thread to wake them (blocking-pool jobs,
+    /// cross-thread primitives): while there are any, an idle loop with no
+    /// timers is waiting, not deadlocked.
+    remote_waits: Cell<usize>,
+    /// Spawns sent from other loops that found every stack permit taken;
+    /// retried as permits come back.
+    deferred_spawns: std::cell::RefCell<std::collections::VecDeque<NonNull<Envelope>>>,
+    stack_waiters: List,
+    timers: TimerWheel,
+    start: Instant,
+    config: LoopConfig,
+    next_fiber_id: Cell<u64>,
+    /// New fibers are born cancelled (shutdown, or deadlock recovery).
+    cancel_new: Cell<bool>,
+    /// The main fiber finished; unfinished fibers get until this instant.
+    shutdown_deadline: Cell<Option<Instant>>,
+    /// The last idle period ended with mail: cross-thread traffic is
+    /// flowing, so the next one spins on the mailbox before parking.
+    mail_recently: Cell<bool>,
+}
+
+/// Calls `f` with the loop running on this thread.
+///
+/// # Panics
+/// Outside a loom runtime, with a message naming `what`.
+#[inline]
+#[track_caller]
+pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&EventLoop) -> R) -> R {
+    let current = current_ptr(what);
+    // SAFETY: the context holds a loop only between LoopGuard::enter and
+    // its drop, while `Runtime::run` holds the Rc<EventLoop> it points into.
+    f(unsafe { &*current })
+}
+
+/// A counted reference to the loop running on this thread.
+///
+/// # Panics
+/// Outside a loom runtime, with a message naming `what`.
+#[track_caller]
+pub(crate) fn current_rc(what: &str) -> Rc<EventLoop> {
+    let current = current_ptr(what);
+    // SAFETY: the context's loop came from `Rc::as_ptr` on an Rc that
+    // `Runtime::run` keeps alive while it is installed, so adding a strong
+    // count is sound.
+    unsafe {
+        Rc::increment_strong_count(current);
+        Rc::from_raw(current)
+    }
+}
+
+#[inline]
+#[track_caller]
+fn current_ptr(what: &str) -> *const EventLoop {
+    let current = context::event_loop().cast::<EventLoop>();
+    if current.is_null() {
+        not_in_runtime(what);
+    }
+    current
+}
+
+#[cold]
+#[track_caller]
+fn not_in_runtime(what: &str) -> ! {
+    panic!(
+        "loom: {what} must be called from a fiber inside a loom runtime \
+         (start one with loom::Runtime::builder().build()?.run(..) or #[loom::main])"
+    );
+}
+
+/// Calls `f` with the loop running on this thread, if there is one.
+#[inline]
+pub(crate) fn try_with_current<R>(f: impl FnOnce(&EventLoop) -> R) -> Option<R> {
+    let current = context::event_loop().cast::<EventLoop>();
+    // SAFETY: as in `with_current`.
+    (!current.is_null()).then(|| f(unsafe { &*current }))
+}
+
+/// Whether this thread is inside a loom runtime.
+pub(crate) fn in_runtime() -> bool {
+    context::in_loop()
+}
+
+/// Makes `event_loop` the current loop of this thread until dropped.
+#[derive(Debug)]
+pub(crate) struct LoopGuard {
+    _installed: context::Installed,
+}
+
+impl LoopGuard {
+    pub(crate) fn enter(event_loop: &Rc<EventLoop>) -> LoopGuard {
+        // SAFETY: the loop and its scheduler live in the Rc, which
+        // `run_loop` keeps until after this guard is dropped, on this
+        // thread.
+        let installed = unsafe {
+            context::install(
+                Rc::as_ptr(event_loop).cast(),
+                event_loop.sched.running_slot(),
+            )
+        };
+        LoopGuard {
+            _installed: installed,
+        }
+    }
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        pool: StackPool,
+        driver: Driver,
+        config: LoopConfig,
+        index: usize,
+        shared: Arc<RuntimeShared>,
+    ) -> EventLoop {
+        EventLoop {
+            sched: Scheduler::new(),
+            pool,
+            driver,
+            index,
+            shared,
+            remote_waits: Cell::new(0),
+            deferred_spawns: Default::default(),
+            stack_waiters: List::new(),
+            timers: TimerWheel::new(),
+            start: Instant::now(),
+            config,
+            next_fiber_id: Cell::new(1),
+            cancel_new: Cell::new(false),
+            shutdown_deadline: Cell::new(None),
+            mail_recently: Cell::new(false),
+        }
+    }
+
+    /// The running fiber's control block.
+    #[track_caller]
+    pub(crate) fn current_fiber(&self, what: &str) -> &FiberControl {
+        match self.sched.current() {
+            // SAFETY: the running fiber's block is valid while it runs, and
+            // the returned borrow is tied to `self`, which outlives it.
+            Some(fiber) => unsafe { fiber.as_ref() },
+            None => panic!("loom: {what} must be called from a fiber"),
+        }
+    }
+
+    /// The number of loops in this loop's runtime.
+    pub(crate) fn loop_count(&self) -> usize {
+        self.shared.remotes.len()
+    }
+
+    /// Cancels `fiber`: its current or next blocking call returns
+    /// the cancellation error (`ECANCELED`).
+    pub(crate) fn cancel(&self, fiber: NonNull<FiberControl>) {
+        // SAFETY: callers hold a JoinHandle or walk the unfinished list, both
+        // of which keep the block valid.
+        let control = unsafe { fiber.as_ref() };
+        if !control.is_finished() {
+            control.cancelled.set(true);
+            self.sched.wake(fiber);
+        }
+    }
+
+    // ---- time -------------------------------------------------------------
+
+    fn tick_at_or_after(&self, deadline: Instant) -> u64 {
+        let nanos = deadline.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(nanos.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    }
+
+    fn tick_at_or_before(&self, now: Instant) -> u64 {
+        let millis = now.saturating_duration_since(self.start).as_millis();
+        u64::try_from(millis).unwrap_or(u64::MAX)
+    }
+
+    fn instant_of(&self, tick: u64) -> Instant {
+        self.start
+            .checked_add(Duration::from_millis(tick))
+            .unwrap_or_else(|| self.start + Duration::from_secs(u32::MAX as u64))
+    }
+}
