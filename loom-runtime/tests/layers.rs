@@ -101,6 +101,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "sync",
             "sync/barrier",
             "sync/chan",
+            "sync/chan_error",
             "sync/condvar",
             "sync/flavour",
             "sync/local",

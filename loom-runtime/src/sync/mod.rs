@@ -82,6 +82,7 @@ pub type Barrier = flavoured::Barrier<Shared>;
 
 // ---- channels (chan.rs, oneshot.rs, mpsc.rs, mpmc.rs, select.rs) ----
 mod chan;
+mod chan_error;
 pub mod mpmc;
 pub mod mpsc;
 pub mod oneshot;

@@ -38,7 +38,7 @@ use std::time::Duration;
 use super::chan::{Chan, Queue, Rx, deadline_after};
 use super::flavour::{Flavour, Shared};
 
-pub use super::chan::{
+pub use super::chan_error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use super::mpsc::{IntoIter, Iter, Sender, TryIter};

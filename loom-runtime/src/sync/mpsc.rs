@@ -61,7 +61,7 @@ use std::time::Duration;
 use super::chan::{self, Chan, Queue, Rx, Tx, deadline_after};
 use super::flavour::{Flavour, Shared};
 
-pub use super::chan::{
+pub use super::chan_error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 

@@ -31,7 +31,7 @@ use std::time::Duration;
 use super::chan::{self, Chan, Rx, Slot, Tx, deadline_after};
 use super::flavour::{Flavour, Shared};
 
-pub use super::chan::{RecvError, RecvTimeoutError, TryRecvError};
+pub use super::chan_error::{RecvError, RecvTimeoutError, TryRecvError};
 
 /// Creates a one-shot channel.
 ///
