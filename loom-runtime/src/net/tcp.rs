@@ -226,12 +226,13 @@ impl TcpListener {
         if !pause.is_zero() {
             crate::time::sleep(pause)?;
         }
+        let mut peer = op::RawAddr::empty();
         match self.socket.run(
             "TcpListener::accept",
-            op::Accept::new(self.socket.fd()),
+            op::Accept::new(self.socket.fd(), &mut peer),
             None,
         ) {
-            Ok((fd, peer)) => {
+            Ok(fd) => {
                 self.backoff.set(Duration::ZERO);
                 let stream = TcpStream::from_socket(Socket::adopt(fd, "TcpListener::accept")?);
                 Ok((stream, addr::from_raw(&peer)?))

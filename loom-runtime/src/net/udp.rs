@@ -165,8 +165,9 @@ impl UdpSocket {
         flags: i32,
         what: &str,
     ) -> io::Result<(usize, SocketAddr)> {
-        let recv = op::RecvFrom::new(self.socket.fd(), buf, flags);
-        let (n, from) = self.socket.run_read(what, recv)?;
+        let mut from = op::RawAddr::empty();
+        let recv = op::RecvFrom::new(self.socket.fd(), buf, &mut from, flags);
+        let n = self.socket.run_read(what, recv)?;
         Ok((n, addr::from_raw(&from)?))
     }
 

@@ -304,12 +304,13 @@ impl UnixListener {
         if !pause.is_zero() {
             crate::time::sleep(pause)?;
         }
+        let mut peer = RawAddr::empty();
         match self.socket.run(
             "UnixListener::accept",
-            op::Accept::new(self.socket.fd()),
+            op::Accept::new(self.socket.fd(), &mut peer),
             None,
         ) {
-            Ok((fd, peer)) => {
+            Ok(fd) => {
                 self.backoff.set(Duration::ZERO);
                 let stream = UnixStream::from_socket(Socket::adopt(fd, "UnixListener::accept")?);
                 Ok((stream, raw_to_std(&peer)?))
@@ -946,8 +947,9 @@ impl UnixDatagram {
         flags: i32,
         what: &str,
     ) -> io::Result<(usize, SocketAddr)> {
-        let recv = op::RecvFrom::new(self.socket.fd(), buf, flags);
-        let (n, from) = self.socket.run_read(what, recv)?;
+        let mut from = RawAddr::empty();
+        let recv = op::RecvFrom::new(self.socket.fd(), buf, &mut from, flags);
+        let n = self.socket.run_read(what, recv)?;
         Ok((n, raw_to_std(&from)?))
     }
 

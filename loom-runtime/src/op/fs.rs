@@ -4,7 +4,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
 use super::{Op, Readiness};
 use crate::sys::syscall;
@@ -53,14 +53,6 @@ impl Op for OpenAt<'_> {
         ))?;
         Ok(fd as u32)
     }
-
-    /// Wraps the fd at once, so a file opened by an op whose fiber was
-    /// cancelled meanwhile is closed when the caller drops it.
-    fn complete(self, result: io::Result<u32>) -> io::Result<OwnedFd> {
-        let fd = result? as RawFd;
-        // SAFETY: the kernel just returned this fd for us; nothing else owns it.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
 }
 
 /// `close(2)`. Closing does not cancel ops on the fd — loom's socket and
@@ -97,10 +89,6 @@ impl Op for Close {
     fn attempt(&mut self) -> io::Result<u32> {
         // Not retried on EINTR: on Linux the fd is released regardless.
         syscall!(close(self.fd)).map(|_| 0)
-    }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<()> {
-        result.map(drop)
     }
 }
 
@@ -150,10 +138,6 @@ impl Op for Fsync {
         } else {
             syscall!(fsync(self.fd)).map(|_| 0)
         }
-    }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<()> {
-        result.map(drop)
     }
 }
 
@@ -206,9 +190,5 @@ impl Op for Statx<'_> {
             std::ptr::from_mut(self.buf)
         ))
         .map(|_| 0)
-    }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<()> {
-        result.map(drop)
     }
 }

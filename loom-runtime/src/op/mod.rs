@@ -17,6 +17,7 @@ pub(crate) use net::{Accept, Connect, RecvFrom, RecvMsg, SendMsg, SendTo, Shutdo
 pub(crate) use rw::{MAX_IOVECS, Read, ReadAt, Readv, Recv, Send, Write, WriteAt, Writev};
 
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 /// How the poll backends run an op.
@@ -33,9 +34,17 @@ pub(crate) enum Readiness {
 }
 
 /// One kernel operation. See the module documentation.
+///
+/// Constructors follow one rule: an op whose memory the kernel touches
+/// (buffers, addresses, paths) *borrows* it, with the op's lifetime, and
+/// its constructor is safe; only an op handed raw pointers no lifetime can
+/// describe (a `msghdr`, whose nested pointers the caller keeps alive) has
+/// an `unsafe` constructor.
 pub(crate) trait Op {
-    /// What the op returns to its caller.
-    type Output;
+    /// What the op returns to its caller: the kernel's result as a byte
+    /// count, nothing, or — only for ops that create one — a new
+    /// descriptor the caller then owns.
+    type Output: FromKernel;
     /// How poll backends run it.
     fn readiness(&self) -> Readiness;
 
@@ -51,8 +60,41 @@ pub(crate) trait Op {
     /// thread-bound state).
     fn attempt(&mut self) -> io::Result<u32>;
 
-    /// Turns the kernel's result into the output; runs on the fiber.
-    fn complete(self, result: io::Result<u32>) -> io::Result<Self::Output>;
+    /// Turns the kernel's result into the output; runs on the fiber. An op
+    /// that must read something back from its own fields first overrides
+    /// it.
+    fn complete(self, result: io::Result<u32>) -> io::Result<Self::Output>
+    where
+        Self: Sized,
+    {
+        result.map(FromKernel::from_kernel)
+    }
+}
+
+/// An op's output, made from the kernel's (non-negative) result.
+pub(crate) trait FromKernel {
+    fn from_kernel(result: u32) -> Self;
+}
+
+impl FromKernel for usize {
+    fn from_kernel(result: u32) -> usize {
+        result as usize
+    }
+}
+
+impl FromKernel for () {
+    fn from_kernel(_: u32) {}
+}
+
+/// Wraps the new descriptor at once, so one created by an op whose fiber
+/// was cancelled meanwhile is still closed when the caller drops it.
+impl FromKernel for OwnedFd {
+    fn from_kernel(result: u32) -> OwnedFd {
+        // SAFETY: only ops that create a descriptor have `OwnedFd` as their
+        // output (`Op::Output`), so the kernel just returned a new fd that
+        // nothing else owns.
+        unsafe { OwnedFd::from_raw_fd(result as RawFd) }
+    }
 }
 
 /// A point in time after which an op gives up, and the error it then

@@ -1,36 +1,37 @@
 //! Socket ops beyond plain byte moving: accept, connect, shutdown and the
 //! message forms (recvmsg/sendmsg, and recvfrom/sendto built on them).
 //!
-//! Address buffers (`sockaddr_storage`, `msghdr`, `iovec`) live inside the
-//! op, which the driver's run (`driver/run.rs`) keeps in place until the
-//! kernel is done.
+//! Headers (`msghdr`, `iovec`) live inside the op; data buffers and the
+//! addresses the kernel fills in are borrowed from the caller with the
+//! op's lifetime. The driver's run (`driver/run.rs`) keeps both in place
+//! until the kernel is done.
 
 use std::io;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
 use super::{Op, Readiness};
 use crate::sys::{RawAddr, syscall};
 
 /// `accept4(2)`: a new connection, close-on-exec (and non-blocking on the
-/// poll backends, which the caller then registers).
+/// poll backends, which the caller then registers); the peer's address is
+/// written into the caller's `peer`.
 #[derive(Debug)]
-pub(crate) struct Accept {
+pub(crate) struct Accept<'a> {
     fd: RawFd,
-    peer: RawAddr,
+    peer: &'a mut RawAddr,
 }
 
-impl Accept {
-    pub(crate) fn new(fd: RawFd) -> Accept {
-        Accept {
-            fd,
-            peer: RawAddr::empty(),
-        }
+impl<'a> Accept<'a> {
+    pub(crate) fn new(fd: RawFd, peer: &'a mut RawAddr) -> Accept<'a> {
+        *peer = RawAddr::empty();
+        Accept { fd, peer }
     }
 }
 
-impl Op for Accept {
-    type Output = (OwnedFd, RawAddr);
+impl Op for Accept<'_> {
+    type Output = OwnedFd;
 
     fn readiness(&self) -> Readiness {
         Readiness::Read
@@ -49,16 +50,8 @@ impl Op for Accept {
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
-        let fd = crate::sys::accept(self.fd, &mut self.peer)?;
+        let fd = crate::sys::accept(self.fd, self.peer)?;
         Ok(fd as u32)
-    }
-
-    /// Wraps the new fd at once, so a connection accepted by an op whose
-    /// fiber was cancelled meanwhile is still closed if the caller drops it.
-    fn complete(self, result: io::Result<u32>) -> io::Result<Self::Output> {
-        let fd = result? as RawFd;
-        // SAFETY: the kernel just returned this fd for us; nothing else owns it.
-        Ok((unsafe { OwnedFd::from_raw_fd(fd) }, self.peer))
     }
 }
 
@@ -133,10 +126,6 @@ impl Op for Connect {
             Err(e) => Err(e),
         }
     }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<()> {
-        result.map(drop)
-    }
 }
 
 /// `shutdown(2)`.
@@ -172,10 +161,6 @@ impl Op for Shutdown {
 
     fn attempt(&mut self) -> io::Result<u32> {
         syscall!(shutdown(self.fd, self.how)).map(|_| 0)
-    }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<()> {
-        result.map(drop)
     }
 }
 
@@ -215,10 +200,6 @@ impl Op for RecvMsg {
     fn attempt(&mut self) -> io::Result<u32> {
         // SAFETY: `msg` is valid for the op's lifetime (constructor contract).
         syscall!(recvmsg(self.fd, self.msg, self.flags)).map(|n| n as u32)
-    }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
-        result.map(|n| n as usize)
     }
 }
 
@@ -261,32 +242,38 @@ impl Op for SendMsg {
         // SAFETY: `msg` is valid for the op's lifetime (constructor contract).
         syscall!(sendmsg(self.fd, self.msg, self.flags)).map(|n| n as u32)
     }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
-        result.map(|n| n as usize)
-    }
 }
 
-/// `recvfrom(2)`, as a `recvmsg` whose header, iovec and address buffer
-/// live in the op. Returns the byte count and the sender's address.
+/// `recvfrom(2)`, as a `recvmsg` whose header and iovec live in the op.
+/// Returns the byte count; the sender's address goes into the caller's
+/// `from`.
 #[derive(Debug)]
-pub(crate) struct RecvFrom {
+pub(crate) struct RecvFrom<'a> {
     fd: RawFd,
     iov: libc::iovec,
-    from: RawAddr,
+    from: &'a mut RawAddr,
     msg: libc::msghdr,
     flags: i32,
+    /// The caller's buffer, borrowed while the op exists.
+    _buffer: PhantomData<&'a mut [u8]>,
 }
 
-impl RecvFrom {
-    pub(crate) fn new(fd: RawFd, buf: &mut [u8], flags: i32) -> RecvFrom {
+impl<'a> RecvFrom<'a> {
+    pub(crate) fn new(
+        fd: RawFd,
+        buf: &'a mut [u8],
+        from: &'a mut RawAddr,
+        flags: i32,
+    ) -> RecvFrom<'a> {
+        *from = RawAddr::empty();
         RecvFrom {
+            _buffer: PhantomData,
             fd,
             iov: libc::iovec {
                 iov_base: buf.as_mut_ptr().cast(),
                 iov_len: buf.len().min(super::rw::MAX_RW),
             },
-            from: RawAddr::empty(),
+            from,
             // SAFETY: an all-zero msghdr is valid (no buffers); `link`
             // fills in the pointers once the op has its final address.
             msg: unsafe { MaybeUninit::zeroed().assume_init() },
@@ -305,8 +292,8 @@ impl RecvFrom {
     }
 }
 
-impl Op for RecvFrom {
-    type Output = (usize, RawAddr);
+impl Op for RecvFrom<'_> {
+    type Output = usize;
 
     fn readiness(&self) -> Readiness {
         Readiness::Read
@@ -327,16 +314,20 @@ impl Op for RecvFrom {
         syscall!(recvmsg(self.fd, msg, self.flags)).map(|n| n as u32)
     }
 
-    fn complete(mut self, result: io::Result<u32>) -> io::Result<Self::Output> {
+    /// Also records the address's length, which the kernel wrote into the
+    /// header.
+    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
         let n = result?;
         self.from.len = self.msg.msg_namelen;
-        Ok((n as usize, self.from))
+        Ok(n as usize)
     }
 }
 
 /// `sendto(2)`, as a `sendmsg` whose header and iovec live in the op.
 #[derive(Debug)]
-pub(crate) struct SendTo {
+pub(crate) struct SendTo<'a> {
+    /// The caller's buffer, borrowed while the op exists.
+    _buffer: PhantomData<&'a [u8]>,
     fd: RawFd,
     iov: libc::iovec,
     to: RawAddr,
@@ -344,10 +335,11 @@ pub(crate) struct SendTo {
     flags: i32,
 }
 
-impl SendTo {
+impl<'a> SendTo<'a> {
     /// `to` of `None` sends to the connected peer.
-    pub(crate) fn new(fd: RawFd, buf: &[u8], to: Option<RawAddr>, flags: i32) -> SendTo {
+    pub(crate) fn new(fd: RawFd, buf: &'a [u8], to: Option<RawAddr>, flags: i32) -> SendTo<'a> {
         let mut op = SendTo {
+            _buffer: PhantomData,
             fd,
             iov: libc::iovec {
                 iov_base: buf.as_ptr().cast_mut().cast(),
@@ -375,7 +367,7 @@ impl SendTo {
     }
 }
 
-impl Op for SendTo {
+impl Op for SendTo<'_> {
     type Output = usize;
 
     fn readiness(&self) -> Readiness {
@@ -395,9 +387,5 @@ impl Op for SendTo {
         let msg = self.link();
         // SAFETY: `msg` points into this op, whose buffers are valid.
         syscall!(sendmsg(self.fd, msg, self.flags)).map(|n| n as u32)
-    }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
-        result.map(|n| n as usize)
     }
 }

@@ -1,12 +1,14 @@
 //! Byte-moving ops: recv/send on sockets, read/write (and vectored forms)
 //! on sockets, pipes and files, and positional read_at/write_at.
 //!
-//! Each holds the caller's buffer as a raw pointer and length: the `&mut
-//! [u8]` it came from is borrowed for the whole of the driver's run
-//! (`driver/run.rs`), which does not return before the kernel is done with
-//! it (invariant 1, docs/ARCHITECTURE.md).
+//! Each holds the caller's buffer as a raw pointer and length, for the
+//! kernel, and borrows it (the `'a` of the op) so the compiler checks that
+//! the buffer outlives the op; the driver's run (`driver/run.rs`) does not
+//! return before the kernel is done with it (invariant 1,
+//! docs/ARCHITECTURE.md).
 
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::RawFd;
 
 use super::{Op, Readiness};
@@ -22,16 +24,19 @@ fn clamp(len: usize) -> u32 {
 
 /// `recv(2)` into a borrowed buffer.
 #[derive(Debug)]
-pub(crate) struct Recv {
+pub(crate) struct Recv<'a> {
+    /// The caller's buffers, borrowed while the op exists.
+    _buffers: PhantomData<&'a mut [u8]>,
     fd: RawFd,
     buf: *mut u8,
     len: u32,
     flags: i32,
 }
 
-impl Recv {
-    pub(crate) fn new(fd: RawFd, buf: &mut [u8], flags: i32) -> Recv {
+impl<'a> Recv<'a> {
+    pub(crate) fn new(fd: RawFd, buf: &'a mut [u8], flags: i32) -> Recv<'a> {
         Recv {
+            _buffers: PhantomData,
             fd,
             buf: buf.as_mut_ptr(),
             len: clamp(buf.len()),
@@ -40,7 +45,7 @@ impl Recv {
     }
 }
 
-impl Op for Recv {
+impl Op for Recv<'_> {
     type Output = usize;
 
     fn readiness(&self) -> Readiness {
@@ -65,25 +70,24 @@ impl Op for Recv {
         ))?;
         Ok(n as u32)
     }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
-        result.map(|n| n as usize)
-    }
 }
 
 /// `send(2)` from a borrowed buffer, always with `MSG_NOSIGNAL`: a closed
 /// peer is an `EPIPE` error, never a SIGPIPE.
 #[derive(Debug)]
-pub(crate) struct Send {
+pub(crate) struct Send<'a> {
+    /// The caller's buffers, borrowed while the op exists.
+    _buffers: PhantomData<&'a [u8]>,
     fd: RawFd,
     buf: *const u8,
     len: u32,
     flags: i32,
 }
 
-impl Send {
-    pub(crate) fn new(fd: RawFd, buf: &[u8], flags: i32) -> Send {
+impl<'a> Send<'a> {
+    pub(crate) fn new(fd: RawFd, buf: &'a [u8], flags: i32) -> Send<'a> {
         Send {
+            _buffers: PhantomData,
             fd,
             buf: buf.as_ptr(),
             len: clamp(buf.len()),
@@ -92,7 +96,7 @@ impl Send {
     }
 }
 
-impl Op for Send {
+impl Op for Send<'_> {
     type Output = usize;
 
     fn readiness(&self) -> Readiness {
@@ -117,25 +121,24 @@ impl Op for Send {
         ))?;
         Ok(n as u32)
     }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
-        result.map(|n| n as usize)
-    }
 }
 
 /// `read(2)` at the file position (sockets and pipes: `readiness` Read;
 /// regular files: Blocking).
 #[derive(Debug)]
-pub(crate) struct Read {
+pub(crate) struct Read<'a> {
+    /// The caller's buffers, borrowed while the op exists.
+    _buffers: PhantomData<&'a mut [u8]>,
     fd: RawFd,
     buf: *mut u8,
     len: u32,
     readiness: Readiness,
 }
 
-impl Read {
-    pub(crate) fn new(fd: RawFd, buf: &mut [u8], readiness: Readiness) -> Read {
+impl<'a> Read<'a> {
+    pub(crate) fn new(fd: RawFd, buf: &'a mut [u8], readiness: Readiness) -> Read<'a> {
         Read {
+            _buffers: PhantomData,
             fd,
             buf: buf.as_mut_ptr(),
             len: clamp(buf.len()),
@@ -144,7 +147,7 @@ impl Read {
     }
 }
 
-impl Op for Read {
+impl Op for Read<'_> {
     type Output = usize;
 
     fn readiness(&self) -> Readiness {
@@ -165,24 +168,23 @@ impl Op for Read {
         let n = syscall!(read(self.fd, self.buf.cast(), self.len as usize))?;
         Ok(n as u32)
     }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
-        result.map(|n| n as usize)
-    }
 }
 
 /// `write(2)` at the file position; see [`Read`] for `readiness`.
 #[derive(Debug)]
-pub(crate) struct Write {
+pub(crate) struct Write<'a> {
+    /// The caller's buffers, borrowed while the op exists.
+    _buffers: PhantomData<&'a [u8]>,
     fd: RawFd,
     buf: *const u8,
     len: u32,
     readiness: Readiness,
 }
 
-impl Write {
-    pub(crate) fn new(fd: RawFd, buf: &[u8], readiness: Readiness) -> Write {
+impl<'a> Write<'a> {
+    pub(crate) fn new(fd: RawFd, buf: &'a [u8], readiness: Readiness) -> Write<'a> {
         Write {
+            _buffers: PhantomData,
             fd,
             buf: buf.as_ptr(),
             len: clamp(buf.len()),
@@ -191,7 +193,7 @@ impl Write {
     }
 }
 
-impl Op for Write {
+impl Op for Write<'_> {
     type Output = usize;
 
     fn readiness(&self) -> Readiness {
@@ -211,10 +213,6 @@ impl Op for Write {
         let n = syscall!(write(self.fd, self.buf.cast(), self.len as usize))?;
         Ok(n as u32)
     }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
-        result.map(|n| n as usize)
-    }
 }
 
 /// Most iovecs one vectored op passes (Linux's `UIO_MAXIOV`); extra
@@ -224,16 +222,23 @@ pub(crate) const MAX_IOVECS: usize = 1024;
 /// `readv(2)` into borrowed buffers. `std::io::IoSliceMut` is ABI-compatible
 /// with `iovec` on Unix, so the caller's slice is passed as is.
 #[derive(Debug)]
-pub(crate) struct Readv {
+pub(crate) struct Readv<'a> {
+    /// The caller's buffers, borrowed while the op exists.
+    _buffers: PhantomData<&'a mut [u8]>,
     fd: RawFd,
     iovecs: *const libc::iovec,
     count: u32,
     readiness: Readiness,
 }
 
-impl Readv {
-    pub(crate) fn new(fd: RawFd, bufs: &mut [io::IoSliceMut<'_>], readiness: Readiness) -> Readv {
+impl<'a> Readv<'a> {
+    pub(crate) fn new(
+        fd: RawFd,
+        bufs: &'a mut [io::IoSliceMut<'_>],
+        readiness: Readiness,
+    ) -> Readv<'a> {
         Readv {
+            _buffers: PhantomData,
             fd,
             iovecs: bufs.as_ptr().cast(),
             count: bufs.len().min(MAX_IOVECS) as u32,
@@ -242,7 +247,7 @@ impl Readv {
     }
 }
 
-impl Op for Readv {
+impl Op for Readv<'_> {
     type Output = usize;
 
     fn readiness(&self) -> Readiness {
@@ -263,25 +268,24 @@ impl Op for Readv {
         let n = syscall!(readv(self.fd, self.iovecs, self.count as i32))?;
         Ok(n as u32)
     }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
-        result.map(|n| n as usize)
-    }
 }
 
 /// `writev(2)` from borrowed buffers; see [`Readv`]. On sockets loom uses
 /// `sendmsg` instead, so a closed peer cannot raise SIGPIPE.
 #[derive(Debug)]
-pub(crate) struct Writev {
+pub(crate) struct Writev<'a> {
+    /// The caller's buffers, borrowed while the op exists.
+    _buffers: PhantomData<&'a [u8]>,
     fd: RawFd,
     iovecs: *const libc::iovec,
     count: u32,
     readiness: Readiness,
 }
 
-impl Writev {
-    pub(crate) fn new(fd: RawFd, bufs: &[io::IoSlice<'_>], readiness: Readiness) -> Writev {
+impl<'a> Writev<'a> {
+    pub(crate) fn new(fd: RawFd, bufs: &'a [io::IoSlice<'_>], readiness: Readiness) -> Writev<'a> {
         Writev {
+            _buffers: PhantomData,
             fd,
             iovecs: bufs.as_ptr().cast(),
             count: bufs.len().min(MAX_IOVECS) as u32,
@@ -290,7 +294,7 @@ impl Writev {
     }
 }
 
-impl Op for Writev {
+impl Op for Writev<'_> {
     type Output = usize;
 
     fn readiness(&self) -> Readiness {
@@ -310,24 +314,23 @@ impl Op for Writev {
         let n = syscall!(writev(self.fd, self.iovecs, self.count as i32))?;
         Ok(n as u32)
     }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
-        result.map(|n| n as usize)
-    }
 }
 
 /// `pread(2)`: read at `offset` without moving the file position.
 #[derive(Debug)]
-pub(crate) struct ReadAt {
+pub(crate) struct ReadAt<'a> {
+    /// The caller's buffers, borrowed while the op exists.
+    _buffers: PhantomData<&'a mut [u8]>,
     fd: RawFd,
     buf: *mut u8,
     len: u32,
     offset: u64,
 }
 
-impl ReadAt {
-    pub(crate) fn new(fd: RawFd, buf: &mut [u8], offset: u64) -> ReadAt {
+impl<'a> ReadAt<'a> {
+    pub(crate) fn new(fd: RawFd, buf: &'a mut [u8], offset: u64) -> ReadAt<'a> {
         ReadAt {
+            _buffers: PhantomData,
             fd,
             buf: buf.as_mut_ptr(),
             len: clamp(buf.len()),
@@ -336,7 +339,7 @@ impl ReadAt {
     }
 }
 
-impl Op for ReadAt {
+impl Op for ReadAt<'_> {
     type Output = usize;
 
     fn readiness(&self) -> Readiness {
@@ -357,24 +360,23 @@ impl Op for ReadAt {
         let n = syscall!(pread(self.fd, self.buf.cast(), self.len as usize, offset))?;
         Ok(n as u32)
     }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
-        result.map(|n| n as usize)
-    }
 }
 
 /// `pwrite(2)`: write at `offset` without moving the file position.
 #[derive(Debug)]
-pub(crate) struct WriteAt {
+pub(crate) struct WriteAt<'a> {
+    /// The caller's buffers, borrowed while the op exists.
+    _buffers: PhantomData<&'a [u8]>,
     fd: RawFd,
     buf: *const u8,
     len: u32,
     offset: u64,
 }
 
-impl WriteAt {
-    pub(crate) fn new(fd: RawFd, buf: &[u8], offset: u64) -> WriteAt {
+impl<'a> WriteAt<'a> {
+    pub(crate) fn new(fd: RawFd, buf: &'a [u8], offset: u64) -> WriteAt<'a> {
         WriteAt {
+            _buffers: PhantomData,
             fd,
             buf: buf.as_ptr(),
             len: clamp(buf.len()),
@@ -383,7 +385,7 @@ impl WriteAt {
     }
 }
 
-impl Op for WriteAt {
+impl Op for WriteAt<'_> {
     type Output = usize;
 
     fn readiness(&self) -> Readiness {
@@ -403,10 +405,6 @@ impl Op for WriteAt {
         // SAFETY: `buf` is valid for `len` bytes for the op's lifetime.
         let n = syscall!(pwrite(self.fd, self.buf.cast(), self.len as usize, offset))?;
         Ok(n as u32)
-    }
-
-    fn complete(self, result: io::Result<u32>) -> io::Result<usize> {
-        result.map(|n| n as usize)
     }
 }
 
