@@ -91,6 +91,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "net",
             "net/addr",
             "net/socket",
+            "net/stream",
             "net/tcp",
             "net/udp",
             "net/unix",

@@ -18,6 +18,7 @@
 
 mod addr;
 pub(crate) mod socket;
+mod stream;
 mod tcp;
 mod udp;
 mod unix;

@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -416,38 +416,12 @@ impl TcpStream {
             .map(|v| v as u32)
     }
 
-    /// Bounds every later read: one that waits longer fails with
-    /// `WouldBlock`; `None` waits forever.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, like std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_read_timeout(timeout)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.socket.read_timeout())
-    }
-
-    /// Bounds every later write; see [`set_read_timeout`](Self::set_read_timeout).
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, like std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_write_timeout(timeout)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.socket.write_timeout())
-    }
+    super::stream::timeouts!();
 
     /// Receives without consuming (`MSG_PEEK`).
     #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let recv = op::Recv::new(self.socket.fd(), buf, libc::MSG_PEEK);
-        self.socket.run_read("TcpStream::peek", recv)
+        self.socket.recv("TcpStream::peek", buf, libc::MSG_PEEK)
     }
 
     /// Reads and clears `SO_ERROR`.
@@ -474,93 +448,9 @@ impl TcpStream {
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
         self.socket.into_fd().map(std::net::TcpStream::from)
     }
-
-    #[track_caller]
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let recv = op::Recv::new(self.socket.fd(), buf, 0);
-        self.socket.run_read("TcpStream::read", recv)
-    }
-
-    #[track_caller]
-    fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let send = op::Send::new(self.socket.fd(), buf, 0);
-        self.socket.run_write("TcpStream::write", send)
-    }
-
-    #[track_caller]
-    fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        // SAFETY: all-zero is a valid msghdr; the iovec fields are set below.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = bufs.as_mut_ptr().cast();
-        msg.msg_iovlen = bufs.len().min(op::MAX_IOVECS) as _;
-        // SAFETY: `msg` and the buffers it points to (IoSliceMut is
-        // ABI-compatible with iovec) live in this frame and the caller's,
-        // both of which outlast the op.
-        let recv = unsafe { op::RecvMsg::new(self.socket.fd(), &raw mut msg, 0) };
-        self.socket.run_read("TcpStream::read_vectored", recv)
-    }
-
-    #[track_caller]
-    fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        // sendmsg rather than writev: only it takes MSG_NOSIGNAL.
-        // SAFETY: all-zero is a valid msghdr; the iovec fields are set below.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = bufs.as_ptr().cast_mut().cast();
-        msg.msg_iovlen = bufs.len().min(op::MAX_IOVECS) as _;
-        // SAFETY: `msg` and the buffers it points to live in this frame and
-        // the caller's, both of which outlast the op.
-        let send = unsafe { op::SendMsg::new(self.socket.fd(), &raw const msg, 0) };
-        self.socket.run_write("TcpStream::write_vectored", send)
-    }
 }
 
-impl io::Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.recv(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.recv_vectored(bufs)
-    }
-}
-
-impl io::Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.recv(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.recv_vectored(bufs)
-    }
-}
-
-impl io::Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.send(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.send_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl io::Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.send(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.send_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+super::stream::stream_io!(TcpStream);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,7 +4,6 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 use super::addr::{self, ToSocketAddrs};
 use super::socket::Socket;
@@ -211,32 +210,7 @@ impl UdpSocket {
             .map(|v| v as u32)
     }
 
-    /// Bounds every later receive: one that waits longer fails with
-    /// `WouldBlock`; `None` waits forever.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, like std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_read_timeout(timeout)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.socket.read_timeout())
-    }
-
-    /// Bounds every later send; see [`set_read_timeout`](Self::set_read_timeout).
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, like std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_write_timeout(timeout)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.socket.write_timeout())
-    }
+    super::stream::timeouts!();
 
     /// Reads and clears `SO_ERROR`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {

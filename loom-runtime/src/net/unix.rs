@@ -21,7 +21,7 @@
 use std::cell::Cell;
 use std::ffi::OsStr;
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io;
 use std::mem::offset_of;
 use std::net::Shutdown;
 #[cfg(target_os = "android")]
@@ -541,38 +541,12 @@ impl UnixStream {
         self.socket.run("UnixStream::shutdown", shutdown, None)
     }
 
-    /// Bounds every later read: one that waits longer fails with
-    /// `WouldBlock`; `None` waits forever.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, like std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_read_timeout(timeout)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.socket.read_timeout())
-    }
-
-    /// Bounds every later write; see [`set_read_timeout`](Self::set_read_timeout).
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, like std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_write_timeout(timeout)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.socket.write_timeout())
-    }
+    super::stream::timeouts!();
 
     /// Receives without consuming (`MSG_PEEK`).
     #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let recv = op::Recv::new(self.socket.fd(), buf, libc::MSG_PEEK);
-        self.socket.run_read("UnixStream::peek", recv)
+        self.socket.recv("UnixStream::peek", buf, libc::MSG_PEEK)
     }
 
     /// Reads and clears `SO_ERROR`.
@@ -600,37 +574,6 @@ impl UnixStream {
         self.socket
             .into_fd()
             .map(std::os::unix::net::UnixStream::from)
-    }
-
-    #[track_caller]
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let recv = op::Recv::new(self.socket.fd(), buf, 0);
-        self.socket.run_read("UnixStream::read", recv)
-    }
-
-    #[track_caller]
-    fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let send = op::Send::new(self.socket.fd(), buf, 0);
-        self.socket.run_write("UnixStream::write", send)
-    }
-
-    #[track_caller]
-    fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let readv = op::Readv::new(self.socket.fd(), bufs, op::Readiness::Read);
-        self.socket.run_read("UnixStream::read_vectored", readv)
-    }
-
-    #[track_caller]
-    fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        // sendmsg rather than writev: only it takes MSG_NOSIGNAL.
-        // SAFETY: all-zero is a valid msghdr; the iovec fields are set below.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = bufs.as_ptr().cast_mut().cast();
-        msg.msg_iovlen = bufs.len().min(op::MAX_IOVECS) as _;
-        // SAFETY: `msg` and the buffers it points to live in this frame and
-        // the caller's, both of which outlast the op.
-        let send = unsafe { op::SendMsg::new(self.socket.fd(), &raw const msg, 0) };
-        self.socket.run_write("UnixStream::write_vectored", send)
     }
 }
 
@@ -702,53 +645,7 @@ fn peer_cred(_fd: RawFd) -> io::Result<UCred> {
     ))
 }
 
-impl io::Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.recv(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.recv_vectored(bufs)
-    }
-}
-
-impl io::Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.recv(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.recv_vectored(bufs)
-    }
-}
-
-impl io::Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.send(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.send_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl io::Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.send(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.send_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+super::stream::stream_io!(UnixStream);
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -973,32 +870,7 @@ impl UnixDatagram {
         self.socket.run("UnixDatagram::shutdown", shutdown, None)
     }
 
-    /// Bounds every later receive: one that waits longer fails with
-    /// `WouldBlock`; `None` waits forever.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, like std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_read_timeout(timeout)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.socket.read_timeout())
-    }
-
-    /// Bounds every later send; see [`set_read_timeout`](Self::set_read_timeout).
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration, like std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_write_timeout(timeout)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.socket.write_timeout())
-    }
+    super::stream::timeouts!();
 
     /// Reads and clears `SO_ERROR`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {

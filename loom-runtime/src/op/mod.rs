@@ -13,7 +13,7 @@ pub(crate) use crate::sys::RawAddr;
 #[cfg(target_os = "linux")]
 pub(crate) use fs::Statx;
 pub(crate) use fs::{Close, Fsync, OpenAt};
-pub(crate) use net::{Accept, Connect, RecvFrom, RecvMsg, SendMsg, SendTo, Shutdown};
+pub(crate) use net::{Accept, Connect, RecvFrom, SendMsg, SendTo, Shutdown};
 pub(crate) use rw::{MAX_IOVECS, Read, ReadAt, Readv, Recv, Send, Write, WriteAt, Writev};
 
 use std::io;
@@ -38,8 +38,8 @@ pub(crate) enum Readiness {
 /// Constructors follow one rule: an op whose memory the kernel touches
 /// (buffers, addresses, paths) *borrows* it, with the op's lifetime, and
 /// its constructor is safe; only an op handed raw pointers no lifetime can
-/// describe (a `msghdr`, whose nested pointers the caller keeps alive) has
-/// an `unsafe` constructor.
+/// describe (`SendMsg`'s `msghdr`, whose nested pointers the caller keeps
+/// alive) has an `unsafe` constructor.
 pub(crate) trait Op {
     /// What the op returns to its caller: the kernel's result as a byte
     /// count, nothing, or — only for ops that create one — a new

@@ -1,5 +1,5 @@
 //! Socket ops beyond plain byte moving: accept, connect, shutdown and the
-//! message forms (recvmsg/sendmsg, and recvfrom/sendto built on them).
+//! message forms (sendmsg, and recvfrom/sendto built on recvmsg/sendmsg).
 //!
 //! Headers (`msghdr`, `iovec`) live inside the op; data buffers and the
 //! addresses the kernel fills in are borrowed from the caller with the
@@ -164,45 +164,6 @@ impl Op for Shutdown {
     }
 }
 
-/// `recvmsg(2)` with a caller-built `msghdr` (names, iovecs and control
-/// buffers it points to are the caller's, borrowed for the op).
-#[derive(Debug)]
-pub(crate) struct RecvMsg {
-    fd: RawFd,
-    msg: *mut libc::msghdr,
-    flags: i32,
-}
-
-impl RecvMsg {
-    /// # Safety
-    /// `msg` and everything it points to stay valid and unaliased until
-    /// the op has completed.
-    pub(crate) unsafe fn new(fd: RawFd, msg: *mut libc::msghdr, flags: i32) -> RecvMsg {
-        RecvMsg { fd, msg, flags }
-    }
-}
-
-impl Op for RecvMsg {
-    type Output = usize;
-
-    fn readiness(&self) -> Readiness {
-        Readiness::Read
-    }
-
-    #[cfg(target_os = "linux")]
-    fn sqe(&mut self) -> io_uring::squeue::Entry {
-        use io_uring::{opcode, types};
-        opcode::RecvMsg::new(types::Fd(self.fd), self.msg)
-            .flags(self.flags as u32)
-            .build()
-    }
-
-    fn attempt(&mut self) -> io::Result<u32> {
-        // SAFETY: `msg` is valid for the op's lifetime (constructor contract).
-        syscall!(recvmsg(self.fd, self.msg, self.flags)).map(|n| n as u32)
-    }
-}
-
 /// `sendmsg(2)` with a caller-built `msghdr`, always with `MSG_NOSIGNAL`.
 #[derive(Debug)]
 pub(crate) struct SendMsg {
@@ -213,7 +174,8 @@ pub(crate) struct SendMsg {
 
 impl SendMsg {
     /// # Safety
-    /// As for [`RecvMsg::new`].
+    /// `msg` and everything it points to (names, iovecs, control buffers)
+    /// stay valid and unaliased until the op has completed.
     pub(crate) unsafe fn new(fd: RawFd, msg: *const libc::msghdr, flags: i32) -> SendMsg {
         SendMsg {
             fd,
