@@ -28,7 +28,7 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 /// Layers, bottom first: a module may use modules of its own layer or
 /// below, and its own descendants.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("platform", &["sys", "list"]),
+    ("platform", &["sys", "sys/socket", "list"]),
     ("profiling data", &["profiling/record", "profiling/names"]),
     (
         "fiber core",

@@ -155,7 +155,7 @@ pub(crate) fn to_raw(addr: SocketAddr) -> RawAddr {
             sin.sin_addr = libc::in_addr {
                 s_addr: u32::from_ne_bytes(v4.ip().octets()),
             };
-            raw.len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            raw.set_len(size_of::<libc::sockaddr_in>());
         }
         SocketAddr::V6(v6) => {
             // SAFETY: as above.
@@ -167,12 +167,8 @@ pub(crate) fn to_raw(addr: SocketAddr) -> RawAddr {
                 s6_addr: v6.ip().octets(),
             };
             sin6.sin6_scope_id = v6.scope_id();
-            raw.len = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            raw.set_len(size_of::<libc::sockaddr_in6>());
         }
-    }
-    #[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
-    {
-        raw.storage.ss_len = raw.len as u8;
     }
     raw
 }

@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::driver::poll::SourceKey;
@@ -38,25 +38,14 @@ pub(crate) struct Socket {
 impl Socket {
     /// `socket(2)` set up for the current loop's backend.
     pub(crate) fn new(domain: i32, kind: i32, what: &str) -> io::Result<Socket> {
-        #[cfg(not(target_vendor = "apple"))]
-        let fd = syscall!(socket(domain, kind | libc::SOCK_CLOEXEC, 0))?;
-        #[cfg(target_vendor = "apple")]
-        let fd = syscall!(socket(domain, kind, 0))?;
-        // SAFETY: socket(2) just returned this fd; nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        #[cfg(target_vendor = "apple")]
-        crate::sys::set_cloexec(fd.as_raw_fd())?;
-        Socket::adopt(fd, what)
+        Socket::adopt(crate::sys::socket(domain, kind)?, what)
     }
 
     /// Takes ownership of a socket from elsewhere (std, or `accept`),
     /// switching it to the blocking mode the backend wants and registering
     /// it where needed.
     pub(crate) fn adopt(fd: OwnedFd, what: &str) -> io::Result<Socket> {
-        // macOS has no MSG_NOSIGNAL: every socket loom touches, including
-        // ones handed over by std, gets SO_NOSIGPIPE instead.
-        #[cfg(target_vendor = "apple")]
-        crate::sys::set_nosigpipe(fd.as_raw_fd())?;
+        crate::sys::prepare_socket(&fd)?;
         let source = with_current(what, |lp| lp.driver.adopt_socket(fd.as_raw_fd()))?;
         Ok(Socket {
             fd: ManuallyDrop::new(fd),

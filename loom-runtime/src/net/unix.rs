@@ -26,7 +26,7 @@ use std::mem::offset_of;
 use std::net::Shutdown;
 #[cfg(target_os = "android")]
 use std::os::android::net::SocketAddrExt;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 #[cfg(target_os = "linux")]
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
@@ -62,17 +62,7 @@ fn sun_raw(start: usize, bytes: &[u8], path_len: usize) -> RawAddr {
     for (dst, &src) in sun.sun_path[start..].iter_mut().zip(bytes) {
         *dst = src as libc::c_char;
     }
-    raw.len = (SUN_PATH_OFFSET + path_len) as libc::socklen_t;
-    #[cfg(any(
-        target_vendor = "apple",
-        target_os = "freebsd",
-        target_os = "openbsd",
-        target_os = "netbsd",
-        target_os = "dragonfly"
-    ))]
-    {
-        sun.sun_len = raw.len as u8;
-    }
+    raw.set_len(SUN_PATH_OFFSET + path_len);
     raw
 }
 
@@ -194,24 +184,7 @@ fn connect_now(socket: &Socket, raw: &RawAddr) -> io::Result<()> {
 
 /// A connected pair of sockets of `kind`, set up for the loop's backend.
 fn socket_pair(kind: i32, what: &str) -> io::Result<(Socket, Socket)> {
-    let mut fds: [libc::c_int; 2] = [-1; 2];
-    #[cfg(not(target_vendor = "apple"))]
-    syscall!(socketpair(
-        libc::AF_UNIX,
-        kind | libc::SOCK_CLOEXEC,
-        0,
-        fds.as_mut_ptr()
-    ))?;
-    #[cfg(target_vendor = "apple")]
-    syscall!(socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()))?;
-    // SAFETY: socketpair(2) just returned these two fds; nothing else owns
-    // them.
-    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    #[cfg(target_vendor = "apple")]
-    for fd in [&a, &b] {
-        crate::sys::set_cloexec(fd.as_raw_fd())?;
-        crate::sys::set_nosigpipe(fd.as_raw_fd())?;
-    }
+    let (a, b) = crate::sys::socketpair(kind)?;
     Ok((Socket::adopt(a, what)?, Socket::adopt(b, what)?))
 }
 
@@ -531,7 +504,12 @@ impl UnixStream {
     /// # Errors
     /// The kernel's; `Unsupported` on other platforms.
     pub fn peer_cred(&self) -> io::Result<UCred> {
-        peer_cred(self.socket.fd())
+        let cred = crate::sys::peer_cred(self.socket.fd())?;
+        Ok(UCred {
+            uid: cred.uid,
+            gid: cred.gid,
+            pid: cred.pid,
+        })
     }
 
     /// Shuts down the read half, the write half or both.
@@ -575,74 +553,6 @@ impl UnixStream {
             .into_fd()
             .map(std::os::unix::net::UnixStream::from)
     }
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn peer_cred(fd: RawFd) -> io::Result<UCred> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
-    syscall!(getsockopt(
-        fd,
-        libc::SOL_SOCKET,
-        libc::SO_PEERCRED,
-        (&raw mut cred).cast(),
-        &mut len
-    ))?;
-    Ok(UCred {
-        uid: cred.uid,
-        gid: cred.gid,
-        pid: Some(cred.pid),
-    })
-}
-
-#[cfg(any(
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd",
-    target_os = "dragonfly"
-))]
-fn peer_cred(fd: RawFd) -> io::Result<UCred> {
-    let mut uid: libc::uid_t = 0;
-    let mut gid: libc::gid_t = 0;
-    syscall!(getpeereid(fd, &mut uid, &mut gid))?;
-    #[cfg(target_vendor = "apple")]
-    let pid = {
-        let mut pid: libc::pid_t = 0;
-        let mut len = size_of::<libc::pid_t>() as libc::socklen_t;
-        syscall!(getsockopt(
-            fd,
-            libc::SOL_LOCAL,
-            libc::LOCAL_PEERPID,
-            (&raw mut pid).cast(),
-            &mut len
-        ))
-        .ok()
-        .map(|_| pid)
-    };
-    #[cfg(not(target_vendor = "apple"))]
-    let pid = None;
-    Ok(UCred { uid, gid, pid })
-}
-
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd",
-    target_os = "dragonfly"
-)))]
-fn peer_cred(_fd: RawFd) -> io::Result<UCred> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "peer credentials are not supported on this platform",
-    ))
 }
 
 super::stream::stream_io!(UnixStream);
