@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use super::addr::{self, ToSocketAddrs};
@@ -416,7 +416,7 @@ impl TcpStream {
             .map(|v| v as u32)
     }
 
-    super::stream::timeouts!();
+    crate::net::stream::timeouts!();
 
     /// Receives without consuming (`MSG_PEEK`).
     #[track_caller]
@@ -450,7 +450,7 @@ impl TcpStream {
     }
 }
 
-super::stream::stream_io!(TcpStream);
+crate::net::stream::stream_io!(TcpStream);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -467,15 +467,15 @@ impl fmt::Debug for TcpStream {
 
 macro_rules! fd_impls {
     ($($t:ty),*) => {$(
-        impl AsRawFd for $t {
-            fn as_raw_fd(&self) -> RawFd {
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
                 self.socket.fd()
             }
         }
 
-        impl AsFd for $t {
-            fn as_fd(&self) -> BorrowedFd<'_> {
-                self.socket.as_owned().as_fd()
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(self.socket.as_owned())
             }
         }
     )*};

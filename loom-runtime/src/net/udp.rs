@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 
 use super::addr::{self, ToSocketAddrs};
 use super::socket::Socket;
@@ -210,7 +210,7 @@ impl UdpSocket {
             .map(|v| v as u32)
     }
 
-    super::stream::timeouts!();
+    crate::net::stream::timeouts!();
 
     /// Reads and clears `SO_ERROR`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
