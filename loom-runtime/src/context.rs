@@ -11,7 +11,7 @@
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
 
-use crate::fiber::control::FiberControl;
+use crate::stack::control::FiberControl;
 
 /// The scheduler's record of the fiber it is running (`None` in loop code).
 pub(crate) type RunningSlot = Cell<Option<NonNull<FiberControl>>>;

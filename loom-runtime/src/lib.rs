@@ -44,9 +44,11 @@ mod op;
 pub mod profiling;
 pub mod rt;
 mod sched;
+mod stack;
 pub mod sync;
 mod sys;
 pub mod time;
+mod wheel;
 
 pub use blocking::unblock;
 pub use fiber::{JoinHandle, spawn, yield_now};

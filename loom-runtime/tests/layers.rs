@@ -33,12 +33,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "fiber core",
         &[
-            "fiber/stack",
-            "fiber/budget",
-            "fiber/chunks",
-            "fiber/control",
-            "fiber/layout",
-            "fiber/overflow",
+            "stack",
+            "stack/pool",
+            "stack/budget",
+            "stack/chunks",
+            "stack/control",
+            "stack/layout",
+            "stack/overflow",
         ],
     ),
     ("context", &["context"]),
@@ -52,7 +53,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("sched", &["sched"]),
-    ("timer wheel", &["time/wheel"]),
+    ("timer wheel", &["wheel"]),
     ("op", &["op", "op/fs", "op/net", "op/rw"]),
     (
         "driver",
@@ -266,7 +267,7 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// `src/fiber/stack.rs` → `fiber/stack`; `src/rt/mod.rs` → `rt`;
+/// `src/stack/pool.rs` → `stack/pool`; `src/rt/mod.rs` → `rt`;
 /// `src/lib.rs` → `lib`.
 fn module_of(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap().with_extension("");

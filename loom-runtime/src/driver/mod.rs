@@ -139,13 +139,13 @@ pub(crate) struct DriverConfig {
 /// (invariant 1, docs/ARCHITECTURE.md).
 #[derive(Debug)]
 pub(crate) struct Completion {
-    fiber: std::ptr::NonNull<crate::fiber::control::FiberControl>,
+    fiber: std::ptr::NonNull<crate::stack::control::FiberControl>,
     result: std::cell::Cell<Option<i32>>,
 }
 
 #[cfg(target_os = "linux")]
 impl Completion {
-    pub(crate) fn new(fiber: std::ptr::NonNull<crate::fiber::control::FiberControl>) -> Completion {
+    pub(crate) fn new(fiber: std::ptr::NonNull<crate::stack::control::FiberControl>) -> Completion {
         Completion {
             fiber,
             result: std::cell::Cell::new(None),

@@ -30,9 +30,9 @@ use mio::{Events, Interest, Token};
 
 use super::remote::{Remote, Signal};
 use super::{Backend, DriverConfig, Wait};
-use crate::fiber::control::FiberControl;
 use crate::list::{Link, List, container_of};
 use crate::sched::Scheduler;
+use crate::stack::control::FiberControl;
 
 /// The readiness backend this platform has.
 #[cfg(any(target_os = "linux", target_os = "android"))]

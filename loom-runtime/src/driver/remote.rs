@@ -17,8 +17,8 @@ use std::io;
 use std::ptr::NonNull;
 
 use super::mailbox::{Closed, Mailbox, Node};
-use crate::fiber::control::FiberControl;
 use crate::sched::Scheduler;
+use crate::stack::control::FiberControl;
 
 /// What opens a message: see [`Envelope`].
 pub(crate) type Open = unsafe fn(NonNull<Envelope>, Option<&Scheduler>);

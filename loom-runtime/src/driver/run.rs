@@ -30,7 +30,7 @@ use super::poll::{Direction, Poll, SourceKey, Waiter};
 use crate::op::{Deadline, Op, Readiness};
 use crate::sched::Scheduler;
 use crate::sys::cancelled;
-use crate::time::wheel::TimerEntry;
+use crate::wheel::TimerEntry;
 
 /// The loop services an op run uses.
 pub(crate) trait Host {

@@ -7,8 +7,8 @@ use std::ptr::{self, NonNull};
 use std::rc::Rc;
 use std::thread;
 
-use super::control::{Fiber, FiberControl};
 use crate::rt::event_loop::{EventLoop, Spawned};
+use crate::stack::control::{Fiber, FiberControl};
 
 /// An owned permission to join a fiber (wait for it and take its result).
 ///

@@ -20,21 +20,15 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-pub(crate) mod budget;
-mod chunks;
-pub(crate) mod control;
 mod join;
-pub(crate) mod layout;
-pub(crate) mod overflow;
-pub(crate) mod stack;
 
 use std::io;
 
-use self::control::FiberName;
-pub use self::control::{Fiber, FiberId, MAX_NAME_BYTES};
 pub use self::join::JoinHandle;
-pub use self::stack::{MAX_STACK_BYTES, MIN_STACK_BYTES};
 use crate::rt::event_loop::with_current;
+use crate::stack::control::FiberName;
+pub use crate::stack::control::{Fiber, FiberId, MAX_NAME_BYTES};
+pub use crate::stack::pool::{MAX_STACK_BYTES, MIN_STACK_BYTES};
 
 /// Spawns `f` as a fiber on the current loop and returns its handle.
 ///
@@ -148,7 +142,7 @@ impl Builder {
     {
         let stack_bytes = self
             .stack_bytes
-            .map(stack::validate_stack_bytes)
+            .map(crate::stack::pool::validate_stack_bytes)
             .transpose()?;
         let event_loop = crate::rt::event_loop::current_rc("loom::spawn");
         let spawned = event_loop.spawn(self.name, stack_bytes, f)?;

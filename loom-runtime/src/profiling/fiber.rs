@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use super::record::SourceLocation;
 use super::{Zone, backend, by_mode, enabled};
 use crate::context;
-use crate::fiber::control::FiberControl;
+use crate::stack::control::FiberControl;
 
 /// What a [`Zone`] emitted, so its drop ends exactly that.
 #[derive(Debug)]

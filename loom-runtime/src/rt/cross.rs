@@ -16,9 +16,9 @@ use std::thread;
 
 use crate::driver::remote::{Envelope, Remote};
 use crate::fiber::JoinHandle;
-use crate::fiber::control::{FiberControl, FiberName};
 use crate::rt::event_loop::{self, EventLoop, opened_on};
 use crate::sched::Scheduler;
+use crate::stack::control::{FiberControl, FiberName};
 use crate::sync::flavour::{RawLock, SharedLock};
 use crate::sync::waiter::{Interrupted, WaitList, wait_until};
 use crate::sys::cancelled;

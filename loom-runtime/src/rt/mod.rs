@@ -22,11 +22,11 @@ use std::time::Duration;
 pub use crate::driver::Backend;
 use crate::driver::{Driver, DriverConfig};
 use crate::fiber::JoinHandle;
-pub use crate::fiber::budget::{RESERVED_MAPPINGS, StackBudget, stack_budget};
-use crate::fiber::control::FiberName;
-use crate::fiber::overflow::AltStack;
-pub use crate::fiber::stack::GuardKind;
-use crate::fiber::stack::{self, PoolLimits, StackPool};
+pub use crate::stack::budget::{RESERVED_MAPPINGS, StackBudget, stack_budget};
+use crate::stack::control::FiberName;
+use crate::stack::overflow::AltStack;
+pub use crate::stack::pool::GuardKind;
+use crate::stack::pool::{self, PoolLimits, StackPool};
 pub use cross::{SendJoinHandle, broadcast, spawn_on};
 use event_loop::{EventLoop, LoopConfig, LoopGuard, RuntimeShared};
 
@@ -249,7 +249,7 @@ impl Builder {
                 self.threads
             )));
         }
-        let stack_bytes = stack::validate_stack_bytes(self.stack_bytes)?;
+        let stack_bytes = pool::validate_stack_bytes(self.stack_bytes)?;
         let max_fibers = self
             .max_fibers
             .unwrap_or(DEFAULT_MAX_FIBERS.max(self.fibers));
@@ -292,7 +292,7 @@ impl Builder {
                 cpus.iter().take(self.threads).copied().map(Some).collect()
             }
         };
-        let guard_kind = stack::detect_guard_kind();
+        let guard_kind = pool::detect_guard_kind();
         let budget = StackBudget::read(guard_kind);
         let limits = PoolLimits {
             prealloc: self.fibers,

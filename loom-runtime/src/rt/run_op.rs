@@ -13,7 +13,7 @@ use crate::driver::poll::SourceKey;
 use crate::driver::run::Host;
 use crate::op::{Deadline, Op};
 use crate::sched::Scheduler;
-use crate::time::wheel::TimerEntry;
+use crate::wheel::TimerEntry;
 
 /// Runs `op` to completion on the current fiber; `source` is the socket's
 /// poll registration (ignored on io_uring).

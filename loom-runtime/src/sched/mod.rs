@@ -8,8 +8,8 @@
 
 use std::ptr::NonNull;
 
-use crate::fiber::control::{FiberControl, FiberState};
 use crate::list::{List, container_of};
+use crate::stack::control::{FiberControl, FiberState};
 
 /// What happened when the loop resumed a fiber.
 #[derive(Debug, PartialEq, Eq)]

@@ -27,10 +27,10 @@ use std::time::Instant;
 
 use super::flavour::RawLock;
 use crate::driver::remote::{FiberWake, Remote};
-use crate::fiber::control::FiberControl;
 use crate::list::{Link, List, container_of};
 use crate::rt::event_loop::{self, EventLoop};
-use crate::time::wheel::TimerEntry;
+use crate::stack::control::FiberControl;
+use crate::wheel::TimerEntry;
 
 /// Why a wait ended without being notified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

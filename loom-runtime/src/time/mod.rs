@@ -4,8 +4,6 @@
 //! ticks, rounded up: a sleep never ends early, and may end up to about a
 //! millisecond late (plus scheduling delay when the loop is busy).
 
-pub(crate) mod wheel;
-
 use std::io;
 use std::time::{Duration, Instant};
 

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use super::{EventLoop, RUN_BUDGET};
 use crate::driver::Wait;
-use crate::fiber::control::FiberControl;
-use crate::fiber::stack::PooledStack;
 use crate::sched::Resumed;
+use crate::stack::control::FiberControl;
+use crate::stack::pool::PooledStack;
 
 impl EventLoop {
     /// Runs fibers until shutdown — `main` finished (loop 0), or loop 0

@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use crate::context;
 use crate::driver::Driver;
 use crate::driver::remote::{Envelope, Remote};
-use crate::fiber::control::FiberControl;
-use crate::fiber::stack::StackPool;
 use crate::list::List;
 use crate::sched::Scheduler;
-use crate::time::wheel::TimerWheel;
+use crate::stack::control::FiberControl;
+use crate::stack::pool::StackPool;
+use crate::wheel::TimerWheel;
 
 mod drive;
 mod shutdown;

@@ -10,10 +10,10 @@ use std::ptr::NonNull;
 
 use super::EventLoop;
 use crate::driver::remote::Envelope;
-use crate::fiber::control::{FiberControl, FiberName};
-use crate::fiber::layout::{ResultLayout, init_fiber};
-use crate::fiber::stack::StackSlot;
 use crate::list::{Link, container_of};
+use crate::stack::control::{FiberControl, FiberName};
+use crate::stack::layout::{ResultLayout, init_fiber};
+use crate::stack::pool::StackSlot;
 use crate::sys::cancelled;
 
 /// A fiber [`EventLoop::spawn`] just started, returning `T`: the one

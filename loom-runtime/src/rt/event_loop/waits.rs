@@ -6,9 +6,9 @@ use std::ptr::{self, NonNull};
 use std::time::Instant;
 
 use super::EventLoop;
-use crate::fiber::control::FiberControl;
+use crate::stack::control::FiberControl;
 use crate::sys::cancelled;
-use crate::time::wheel::TimerEntry;
+use crate::wheel::TimerEntry;
 
 impl EventLoop {
     /// Blocks the running fiber until `target` finishes.

@@ -13,8 +13,8 @@
 use std::cell::Cell;
 use std::ptr::NonNull;
 
-use crate::fiber::control::FiberControl;
 use crate::list::{List, container_of};
+use crate::stack::control::FiberControl;
 
 const LEVELS: usize = 6;
 const SLOT_BITS: u32 = 6;

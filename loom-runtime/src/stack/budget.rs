@@ -1,6 +1,6 @@
 //! How many guard-paged fiber stacks this host lets the process map.
 //!
-//! A fiber stack's guard page is made one of two ways (see `stack.rs`):
+//! A fiber stack's guard page is made one of two ways (see `pool.rs`):
 //!
 //! - `MADV_GUARD_INSTALL` (Linux ≥ 6.13) marks the page inside the chunk's
 //!   one mapping: a stack costs no mapping of its own, and only address
@@ -23,7 +23,7 @@
 use std::fmt;
 use std::io::{self, Read};
 
-use super::stack::{GuardKind, detect_guard_kind};
+use super::pool::{GuardKind, detect_guard_kind};
 
 /// Memory mappings a budget leaves for the rest of the program: each
 /// thread costs two or three (stack, guard, an allocator arena), each

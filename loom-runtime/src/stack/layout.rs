@@ -12,7 +12,7 @@ use corosensei::Yielder;
 use corosensei::stack::STACK_ALIGNMENT;
 
 use super::control::{CONTROL_BYTES, FiberControl, FiberName};
-use super::stack::{PooledStack, StackSlot};
+use super::pool::{PooledStack, StackSlot};
 use crate::sys::page_size;
 
 /// Stack a fiber keeps below its result slot, at the least.
@@ -20,7 +20,7 @@ const MIN_FRAME_BYTES: usize = 8 * 1024;
 
 /// Where a fiber returning `T` keeps its result and where its usable stack
 /// begins, as distances below the slot's (page-aligned) top. The one place
-/// that decides the layout drawn in `fiber/control.rs`.
+/// that decides the layout drawn in `control.rs`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ResultLayout {
     result_below_top: usize,

@@ -28,7 +28,7 @@ use std::ptr::NonNull;
 
 use corosensei::{Coroutine, Yielder};
 
-use super::stack::{PooledStack, StackSlot};
+use super::pool::{PooledStack, StackSlot};
 use crate::list::Link;
 use crate::sys::round_up;
 
