@@ -20,7 +20,7 @@ use crate::driver::poll::SourceKey;
 use crate::op::{self, Deadline, Op};
 use crate::rt::event_loop::{in_runtime, with_current};
 use crate::rt::run_op::run_op;
-use crate::sys::{set_nonblocking, syscall};
+use crate::sys::set_nonblocking;
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -134,28 +134,12 @@ impl Socket {
 
     /// Sets an integer socket option.
     pub(crate) fn set_int(&self, level: i32, name: i32, value: i32) -> io::Result<()> {
-        syscall!(setsockopt(
-            self.fd(),
-            level,
-            name,
-            (&raw const value).cast(),
-            size_of::<i32>() as libc::socklen_t
-        ))
-        .map(drop)
+        crate::sys::setsockopt(self.fd(), level, name, value)
     }
 
     /// Reads an integer socket option.
     pub(crate) fn get_int(&self, level: i32, name: i32) -> io::Result<i32> {
-        let mut value: i32 = 0;
-        let mut len = size_of::<i32>() as libc::socklen_t;
-        syscall!(getsockopt(
-            self.fd(),
-            level,
-            name,
-            (&raw mut value).cast(),
-            &mut len
-        ))?;
-        Ok(value)
+        crate::sys::getsockopt(self.fd(), level, name, 0)
     }
 
     /// `SO_ERROR`, cleared.

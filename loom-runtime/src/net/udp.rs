@@ -90,8 +90,7 @@ impl UdpSocket {
     /// fiber is cancelled.
     #[track_caller]
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let send = op::Send::new(self.socket.fd(), buf, 0);
-        self.socket.run_write("UdpSocket::send", send)
+        self.socket.send("UdpSocket::send", buf)
     }
 
     /// Receives one datagram from the connected peer; returns its length
@@ -103,8 +102,7 @@ impl UdpSocket {
     /// is cancelled.
     #[track_caller]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let recv = op::Recv::new(self.socket.fd(), buf, 0);
-        self.socket.run_read("UdpSocket::recv", recv)
+        self.socket.recv("UdpSocket::recv", buf, 0)
     }
 
     /// Like [`recv`](UdpSocket::recv), but leaves the datagram queued
@@ -114,8 +112,7 @@ impl UdpSocket {
     /// As for [`recv`](UdpSocket::recv).
     #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let recv = op::Recv::new(self.socket.fd(), buf, libc::MSG_PEEK);
-        self.socket.run_read("UdpSocket::peek", recv)
+        self.socket.recv("UdpSocket::peek", buf, libc::MSG_PEEK)
     }
 
     /// Sends `buf` as one datagram to `addr` (its first resolved address,

@@ -7,8 +7,8 @@ use std::io;
 mod socket;
 
 pub(crate) use socket::{
-    MSG_NOSIGNAL, RawAddr, accept, peer_cred, prepare as prepare_socket, socket, socketpair,
-    take_socket_error,
+    MSG_NOSIGNAL, RawAddr, accept, getsockopt, peer_cred, prepare as prepare_socket, setsockopt,
+    socket, socketpair, take_socket_error,
 };
 
 /// Calls a libc function and turns the C convention (`-1` plus `errno`) into

@@ -136,17 +136,29 @@ pub(crate) fn accept(fd: RawFd, peer: &mut RawAddr) -> io::Result<RawFd> {
     }
 }
 
-/// Reads and clears a socket's pending error (`SO_ERROR`).
-pub(crate) fn take_socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
-    let mut error: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+/// `getsockopt(2)` of a plain-data option of type `T`; `value` is what
+/// the kernel then overwrites.
+pub(crate) fn getsockopt<T: Copy>(fd: RawFd, level: i32, name: i32, mut value: T) -> io::Result<T> {
+    let mut len = size_of::<T>() as libc::socklen_t;
     syscall!(getsockopt(
         fd,
-        libc::SOL_SOCKET,
-        libc::SO_ERROR,
-        (&raw mut error).cast(),
+        level,
+        name,
+        (&raw mut value).cast(),
         &mut len
     ))?;
+    Ok(value)
+}
+
+/// `setsockopt(2)` of a plain-data option of type `T`.
+pub(crate) fn setsockopt<T: Copy>(fd: RawFd, level: i32, name: i32, value: T) -> io::Result<()> {
+    let len = size_of::<T>() as libc::socklen_t;
+    syscall!(setsockopt(fd, level, name, (&raw const value).cast(), len)).map(drop)
+}
+
+/// Reads and clears a socket's pending error (`SO_ERROR`).
+pub(crate) fn take_socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
+    let error: libc::c_int = getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, 0)?;
     Ok((error != 0).then(|| io::Error::from_raw_os_error(error)))
 }
 
@@ -159,15 +171,7 @@ fn set_cloexec(fd: RawFd) -> io::Result<()> {
 /// Sets `SO_NOSIGPIPE`, macOS's per-socket stand-in for `MSG_NOSIGNAL`.
 #[cfg(target_vendor = "apple")]
 fn set_nosigpipe(fd: RawFd) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    syscall!(setsockopt(
-        fd,
-        libc::SOL_SOCKET,
-        libc::SO_NOSIGPIPE,
-        (&raw const one).cast(),
-        size_of::<libc::c_int>() as libc::socklen_t
-    ))
-    .map(drop)
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_NOSIGPIPE, 1 as libc::c_int)
 }
 
 /// The credentials of the process at the other end of a Unix socket.
@@ -183,19 +187,12 @@ pub(crate) struct PeerCred {
 /// `getpeereid` (plus `LOCAL_PEERPID` on macOS) on macOS and the BSDs.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn peer_cred(fd: RawFd) -> io::Result<PeerCred> {
-    let mut cred = libc::ucred {
+    let empty = libc::ucred {
         pid: 0,
         uid: 0,
         gid: 0,
     };
-    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
-    syscall!(getsockopt(
-        fd,
-        libc::SOL_SOCKET,
-        libc::SO_PEERCRED,
-        (&raw mut cred).cast(),
-        &mut len
-    ))?;
+    let cred = getsockopt(fd, libc::SOL_SOCKET, libc::SO_PEERCRED, empty)?;
     Ok(PeerCred {
         uid: cred.uid,
         gid: cred.gid,
@@ -215,19 +212,7 @@ pub(crate) fn peer_cred(fd: RawFd) -> io::Result<PeerCred> {
     let mut gid: libc::gid_t = 0;
     syscall!(getpeereid(fd, &mut uid, &mut gid))?;
     #[cfg(target_vendor = "apple")]
-    let pid = {
-        let mut pid: libc::pid_t = 0;
-        let mut len = size_of::<libc::pid_t>() as libc::socklen_t;
-        syscall!(getsockopt(
-            fd,
-            libc::SOL_LOCAL,
-            libc::LOCAL_PEERPID,
-            (&raw mut pid).cast(),
-            &mut len
-        ))
-        .ok()
-        .map(|_| pid)
-    };
+    let pid = getsockopt(fd, libc::SOL_LOCAL, libc::LOCAL_PEERPID, 0 as libc::pid_t).ok();
     #[cfg(not(target_vendor = "apple"))]
     let pid = None;
     Ok(PeerCred { uid, gid, pid })

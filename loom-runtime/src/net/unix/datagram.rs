@@ -115,8 +115,7 @@ impl UnixDatagram {
     /// timeout; `ECANCELED` if the fiber is cancelled.
     #[track_caller]
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let send = op::Send::new(self.socket.fd(), buf, 0);
-        self.socket.run_write("UnixDatagram::send", send)
+        self.socket.send("UnixDatagram::send", buf)
     }
 
     /// Receives one datagram; returns its length (at most `buf.len()`).
@@ -126,8 +125,7 @@ impl UnixDatagram {
     /// cancelled.
     #[track_caller]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let recv = op::Recv::new(self.socket.fd(), buf, 0);
-        self.socket.run_read("UnixDatagram::recv", recv)
+        self.socket.recv("UnixDatagram::recv", buf, 0)
     }
 
     /// Like [`recv`](UnixDatagram::recv), but leaves the datagram queued
@@ -137,8 +135,7 @@ impl UnixDatagram {
     /// As for [`recv`](UnixDatagram::recv).
     #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let recv = op::Recv::new(self.socket.fd(), buf, libc::MSG_PEEK);
-        self.socket.run_read("UnixDatagram::peek", recv)
+        self.socket.recv("UnixDatagram::peek", buf, libc::MSG_PEEK)
     }
 
     /// Sends `buf` as one datagram to the socket at the filesystem path
