@@ -35,6 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "stack",
             "stack/pool",
+            "stack/reserve",
             "stack/budget",
             "stack/chunks",
             "stack/control",

@@ -25,8 +25,8 @@ use crate::fiber::JoinHandle;
 pub use crate::stack::budget::{RESERVED_MAPPINGS, StackBudget, stack_budget};
 use crate::stack::control::FiberName;
 use crate::stack::overflow::AltStack;
-pub use crate::stack::pool::GuardKind;
 use crate::stack::pool::{self, PoolLimits, StackPool};
+pub use crate::stack::reserve::GuardKind;
 pub use cross::{SendJoinHandle, broadcast, spawn_on};
 use event_loop::{EventLoop, LoopConfig, LoopGuard, RuntimeShared};
 
@@ -292,7 +292,7 @@ impl Builder {
                 cpus.iter().take(self.threads).copied().map(Some).collect()
             }
         };
-        let guard_kind = pool::detect_guard_kind();
+        let guard_kind = crate::stack::reserve::detect_guard_kind();
         let budget = StackBudget::read(guard_kind);
         let limits = PoolLimits {
             prealloc: self.fibers,

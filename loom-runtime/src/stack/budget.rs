@@ -23,7 +23,7 @@
 use std::fmt;
 use std::io::{self, Read};
 
-use super::pool::{GuardKind, detect_guard_kind};
+use super::reserve::{GuardKind, detect_guard_kind};
 
 /// Memory mappings a budget leaves for the rest of the program: each
 /// thread costs two or three (stack, guard, an allocator arena), each
