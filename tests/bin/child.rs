@@ -216,6 +216,16 @@ fn spawn_sleepers(count: usize, nap: Duration) -> usize {
     peak.get()
 }
 
+/// A runtime whose `max_fibers` is far above any stack budget.
+fn far_past_the_budget() -> loom::Runtime {
+    loom::Runtime::builder()
+        .fibers(16)
+        .max_fibers(100_000)
+        .stack_size(16 * 1024)
+        .build()
+        .unwrap()
+}
+
 /// With mprotect guards and `max_fibers` far above what the mapping limit
 /// allows, spawning past the budget waits for a free stack (back-pressure)
 /// instead of failing, and so does spawning after the kernel refuses a
@@ -228,12 +238,7 @@ fn guard_budget() {
     // Leave room for about 300 guarded stacks.
     let target = max_map_count - loom::rt::RESERVED_MAPPINGS - 600;
     use_up_mappings(target - mappings_in_use());
-    let rt = loom::Runtime::builder()
-        .fibers(16)
-        .max_fibers(100_000)
-        .stack_size(16 * 1024)
-        .build()
-        .unwrap();
+    let rt = far_past_the_budget();
     let budget = rt.stack_budget().expect("mprotect guards have a budget");
     assert!((200..=320).contains(&budget), "budget {budget}");
     assert_eq!(rt.fiber_limit(), budget);
@@ -250,12 +255,7 @@ fn guard_budget() {
 
     // A runtime whose budget the program then takes away: growth fails in
     // the kernel, and spawns wait at what the pool holds.
-    let rt = loom::Runtime::builder()
-        .fibers(16)
-        .max_fibers(100_000)
-        .stack_size(16 * 1024)
-        .build()
-        .unwrap();
+    let rt = far_past_the_budget();
     let budget = rt.stack_budget().unwrap();
     rt.run(move || {
         // Leave the kernel room for about 50 more stacks.
