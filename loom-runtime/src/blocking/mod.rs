@@ -25,56 +25,17 @@ use std::thread;
 use std::time::Duration;
 
 use crate::driver::remote::{FiberWake, Remote};
-use crate::rt::event_loop::{EventLoop, with_current};
+use crate::rt::event_loop::EventLoop;
 use crate::sys::cancelled;
+
+mod unblock;
+
+pub use unblock::unblock;
 
 /// Most worker threads the pool runs at once, process-wide.
 pub const MAX_THREADS: usize = 16;
 /// How long an idle worker waits for work before it exits.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Runs `f` on the blocking pool and suspends only the calling fiber until
-/// it returns; the other fibers keep running. Use it for CPU-heavy work or
-/// for calls that would otherwise block the whole loop (a std `Mutex`, a
-/// C library, `std::fs` calls loom has no op for).
-///
-/// Cancellation: if the fiber is cancelled while `f` still waits in the
-/// queue, `f` never runs and `unblock` returns the cancellation error; once a worker
-/// started `f`, the fiber waits for it to finish (a thread cannot be
-/// interrupted) and gets its result.
-///
-/// A panic in `f` resumes in the calling fiber.
-///
-/// # Errors
-///
-/// The cancellation error as above, or the error from starting the first worker
-/// thread.
-///
-/// # Panics
-///
-/// Outside a fiber, or if `f` panicked.
-///
-/// # Examples
-///
-/// ```
-/// loom::Runtime::builder().build()?.run(|| -> std::io::Result<()> {
-///     let sum = loom::unblock(|| (1..=1000u64).sum::<u64>())?;
-///     assert_eq!(sum, 500_500);
-///     Ok(())
-/// })?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[track_caller]
-pub fn unblock<F, T>(f: F) -> io::Result<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    match with_current("loom::unblock", |lp| run(lp, f))? {
-        Ok(value) => Ok(value),
-        Err(payload) => panic::resume_unwind(payload),
-    }
-}
 
 /// Runs `f` on the pool and waits for it; the fiber-internal form of
 /// [`unblock`], which may borrow: the caller's frame outlives the job.

@@ -18,17 +18,19 @@ mod atomic;
 pub(crate) mod mailbox;
 pub(crate) mod poll;
 pub(crate) mod remote;
-pub(crate) mod run;
 #[cfg(target_os = "linux")]
 pub(crate) mod uring;
 
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
+use crate::op::{Deadline, Op};
 use crate::sched::Scheduler;
 use crate::sys::set_nonblocking;
+use crate::wheel::TimerEntry;
 use poll::SourceKey;
 use remote::Remote;
 
@@ -132,35 +134,24 @@ pub(crate) struct DriverConfig {
     pub(crate) events: usize,
 }
 
-#[cfg(target_os = "linux")]
-/// Where a finished operation's result is written: lives on the waiting
-/// fiber's stack, next to the op. Its address is the op's io_uring
-/// `user_data`, so it must stay put until the completion has been reaped
-/// (invariant 1, docs/ARCHITECTURE.md).
-#[derive(Debug)]
-pub(crate) struct Completion {
-    fiber: std::ptr::NonNull<crate::stack::control::FiberControl>,
-    result: std::cell::Cell<Option<i32>>,
-}
+/// The loop services an op run uses.
+pub(crate) trait Host {
+    /// The loop's scheduler; its current fiber is the one running the op.
+    fn sched(&self) -> &Scheduler;
 
-#[cfg(target_os = "linux")]
-impl Completion {
-    pub(crate) fn new(fiber: std::ptr::NonNull<crate::stack::control::FiberControl>) -> Completion {
-        Completion {
-            fiber,
-            result: std::cell::Cell::new(None),
-        }
-    }
+    /// Arms `timer` to wake its fiber at `at`; `false` (nothing armed) if
+    /// `at` has passed. `timer` stays in the caller's frame until it fired
+    /// or was disarmed.
+    fn arm_timer(&self, timer: &TimerEntry, at: Instant) -> bool;
 
-    /// The kernel's result (`-errno` on failure), once reaped.
-    pub(crate) fn result(&self) -> Option<i32> {
-        self.result.get()
-    }
+    /// Takes an armed timer off the wheel (a no-op once it fired).
+    fn disarm_timer(&self, timer: &TimerEntry);
 
-    pub(crate) fn complete(&self, result: i32, sched: &Scheduler) {
-        self.result.set(Some(result));
-        sched.wake(self.fiber);
-    }
+    /// Runs `job` on the blocking pool while the calling fiber waits; the
+    /// job may borrow from the caller's frame, which outlives it.
+    fn run_blocking<F>(&self, job: F) -> io::Result<thread::Result<io::Result<u32>>>
+    where
+        F: FnOnce() -> io::Result<u32> + Send;
 }
 
 /// The loop's I/O backend. See the module documentation.
@@ -305,6 +296,25 @@ impl Driver {
         }
     }
 
+    /// Runs `op` to completion on the host's current fiber and returns the
+    /// kernel's result; `source` is the socket's poll registration
+    /// (ignored on io_uring). The caller has checked that the fiber is not
+    /// cancelled and that `deadline` has not passed.
+    #[inline]
+    pub(crate) fn run<O: Op, H: Host>(
+        &self,
+        host: &H,
+        op: &mut O,
+        source: Option<SourceKey>,
+        deadline: Option<Deadline>,
+    ) -> io::Result<u32> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Driver::Uring(uring) => uring.run(host, op, deadline),
+            Driver::Poll(poll) => poll.run(host, op, source, deadline),
+        }
+    }
+
     /// Whether a non-blocking [`Driver::turn`] could make progress: work
     /// queued for the kernel or operations in flight.
     pub(crate) fn has_pending(&self) -> bool {
@@ -339,15 +349,5 @@ impl Driver {
 impl fmt::Debug for Driver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Driver").field(&self.backend()).finish()
-    }
-}
-
-#[cfg(target_os = "linux")]
-/// Maps a negative errno from the kernel to an `io::Error`.
-pub(crate) fn result_from_raw(result: i32) -> io::Result<u32> {
-    if result < 0 {
-        Err(io::Error::from_raw_os_error(-result))
-    } else {
-        Ok(result as u32)
     }
 }

@@ -29,10 +29,13 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
 
 use super::remote::{Remote, Signal};
-use super::{Backend, DriverConfig, Wait};
+use super::{Backend, DriverConfig, Host, Wait};
 use crate::list::{Link, List, container_of};
+use crate::op::{Deadline, Op, Readiness};
 use crate::sched::Scheduler;
 use crate::stack::control::FiberControl;
+use crate::sys::cancelled;
+use crate::wheel::TimerEntry;
 
 /// The readiness backend this platform has.
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -310,5 +313,98 @@ impl fmt::Debug for Poll {
             .field("slots", &self.slots.borrow().len())
             .field("parked", &self.parked.get())
             .finish()
+    }
+}
+
+/// Running ops: retried on readiness, or on the blocking pool.
+impl Poll {
+    /// Runs `op` on the host's current fiber (see `Driver::run`): nothing
+    /// is in the kernel while the fiber is parked, and a `Blocking` op runs
+    /// on the blocking pool, which keeps it until done.
+    pub(crate) fn run<O: Op, H: Host>(
+        &self,
+        host: &H,
+        op: &mut O,
+        source: Option<SourceKey>,
+        deadline: Option<Deadline>,
+    ) -> io::Result<u32> {
+        match op.readiness() {
+            Readiness::Blocking => Self::run_blocking(host, op),
+            Readiness::Immediate => op.attempt(),
+            Readiness::Read => self.run_ready(host, op, source, Direction::Read, deadline),
+            Readiness::Write => self.run_ready(host, op, source, Direction::Write, deadline),
+        }
+    }
+
+    /// Retries `op` whenever the socket is ready, parking the fiber on
+    /// `EAGAIN` (see `Driver::run`).
+    fn run_ready<O: Op, H: Host>(
+        &self,
+        host: &H,
+        op: &mut O,
+        source: Option<SourceKey>,
+        direction: Direction,
+        deadline: Option<Deadline>,
+    ) -> io::Result<u32> {
+        let source = source.expect("readiness ops run on registered sockets");
+        let me = host.sched().current().expect("checked by run");
+        // SAFETY: the running fiber's block is valid while it runs.
+        let control = unsafe { me.as_ref() };
+        // Built when the op first waits under a deadline, armed once.
+        let mut timer: Option<TimerEntry> = None;
+        let mut armed = false;
+        let result = loop {
+            if self.is_ready(source, direction) {
+                match op.attempt() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.clear_ready(source, direction);
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                    result => break result,
+                }
+            }
+            if !armed && let Some(deadline) = deadline {
+                armed = host.arm_timer(timer.insert(TimerEntry::new(Some(me))), deadline.at);
+                if !armed {
+                    break Err(deadline.error());
+                }
+            }
+            let waiter = Waiter::new(me);
+            // SAFETY: `waiter` is unparked below, before this iteration ends.
+            unsafe { self.park(source, direction, &waiter) };
+            host.sched().suspend();
+            self.unpark(source, direction, &waiter);
+            if control.cancelled.get() {
+                break Err(cancelled());
+            }
+            if timer.as_ref().is_some_and(TimerEntry::fired) {
+                break Err(deadline.expect("only deadlines arm the timer").error());
+            }
+        };
+        if let Some(timer) = timer.as_ref().filter(|_| armed) {
+            host.disarm_timer(timer);
+        }
+        result
+    }
+
+    /// Runs a `Blocking` op's system call on the blocking pool while the
+    /// fiber waits: files, which readiness cannot tell about.
+    fn run_blocking<O: Op, H: Host>(host: &H, op: &mut O) -> io::Result<u32> {
+        struct SendOp<O>(*mut O);
+        // SAFETY: `Blocking` ops hold only plain data (fds, pointers to buffers
+        // the fiber keeps alive), so one pool thread may run the attempt while
+        // the fiber is suspended and does not touch the op.
+        unsafe impl<O> std::marker::Send for SendOp<O> {}
+        let op = SendOp(std::ptr::from_mut(op));
+        let job = move || {
+            let op = op;
+            // SAFETY: the fiber waits in `run_blocking` until this job is
+            // done (or never started), so the op is live and used only here.
+            unsafe { (*op.0).attempt() }
+        };
+        match host.run_blocking(job)? {
+            Ok(result) => result,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
     }
 }

@@ -75,7 +75,7 @@ impl<T> JoinHandle<T> {
     #[track_caller]
     pub fn join(self) -> thread::Result<T> {
         if !self.is_finished() {
-            let waited = crate::rt::event_loop::with_current("JoinHandle::join", |lp| {
+            let waited = crate::rt::current::with_current("JoinHandle::join", |lp| {
                 assert!(
                     ptr::eq(lp, Rc::as_ptr(&self.event_loop)),
                     "loom: JoinHandle::join on an unfinished fiber must be called from a fiber of \

@@ -25,7 +25,7 @@ mod join;
 use std::io;
 
 pub use self::join::JoinHandle;
-use crate::rt::event_loop::with_current;
+use crate::rt::current::with_current;
 use crate::stack::control::FiberName;
 pub use crate::stack::control::{Fiber, FiberId, MAX_NAME_BYTES};
 pub use crate::stack::pool::{MAX_STACK_BYTES, MIN_STACK_BYTES};
@@ -144,7 +144,7 @@ impl Builder {
             .stack_bytes
             .map(crate::stack::pool::validate_stack_bytes)
             .transpose()?;
-        let event_loop = crate::rt::event_loop::current_rc("loom::spawn");
+        let event_loop = crate::rt::current::current_rc("loom::spawn");
         let spawned = event_loop.spawn(self.name, stack_bytes, f)?;
         Ok(JoinHandle::new(event_loop, spawned))
     }
@@ -164,7 +164,7 @@ pub fn current() -> Fiber {
 
 /// The fiber that is running, or `None` outside a loom runtime.
 pub fn try_current() -> Option<Fiber> {
-    if !crate::rt::event_loop::in_runtime() {
+    if !crate::rt::current::in_runtime() {
         return None;
     }
     with_current("loom::fiber::try_current", |lp| {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::{Metadata, OpenOptions, metadata, on_pool};
 use crate::op::{self, Readiness};
-use crate::rt::run_op::run_op;
+use crate::rt::current::run_op;
 use crate::sys::syscall;
 
 /// An open file, as std's `fs::File`. Implements `std::io::Read`, `Write`

@@ -269,8 +269,7 @@ mod imp {
 
     use super::*;
     use crate::op;
-    use crate::rt::event_loop::with_current;
-    use crate::rt::run_op::run_op;
+    use crate::rt::current::{run_op, with_current};
     use crate::sys::syscall;
 
     /// What we ask `statx` for; the kernel says in `stx_mask` what it gave.

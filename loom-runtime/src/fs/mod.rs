@@ -59,7 +59,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::rt::event_loop::with_current;
+use crate::rt::current::with_current;
 
 /// Reads the whole file at `path` into a vector, sized from the file's
 /// length up front.

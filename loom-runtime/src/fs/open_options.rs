@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{File, c_path};
 use crate::op;
-use crate::rt::run_op::run_op;
+use crate::rt::current::run_op;
 
 /// Options for opening a file, as std's `OpenOptions` (with its Unix
 /// extensions [`mode`](OpenOptions::mode) and

@@ -18,7 +18,6 @@
 
 mod addr;
 pub(crate) mod socket;
-mod stream;
 mod tcp;
 mod udp;
 mod unix;

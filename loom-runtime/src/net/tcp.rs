@@ -416,7 +416,7 @@ impl TcpStream {
             .map(|v| v as u32)
     }
 
-    crate::net::stream::timeouts!();
+    crate::net::socket::timeouts!();
 
     /// Receives without consuming (`MSG_PEEK`).
     #[track_caller]
@@ -450,7 +450,7 @@ impl TcpStream {
     }
 }
 
-crate::net::stream::stream_io!(TcpStream);
+crate::net::socket::stream_io!(TcpStream);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

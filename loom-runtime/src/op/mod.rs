@@ -1,7 +1,7 @@
 //! Operations: one struct per system call, each with an io_uring encoding
 //! ([`Op::sqe`]) and a readiness path ([`Op::readiness`], [`Op::attempt`]).
 //! This layer only describes ops; the driver runs them on the calling
-//! fiber's stack (`driver/run.rs`), keeping each op, its completion slot
+//! fiber's stack (`Driver::run` and its backends), keeping each op, its completion slot
 //! and the caller's buffer in place until the kernel is done with them
 //! (invariant 1, docs/ARCHITECTURE.md).
 

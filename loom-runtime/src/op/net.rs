@@ -3,7 +3,7 @@
 //!
 //! Headers (`msghdr`, `iovec`) live inside the op; data buffers and the
 //! addresses the kernel fills in are borrowed from the caller with the
-//! op's lifetime. The driver's run (`driver/run.rs`) keeps both in place
+//! op's lifetime. The driver's run (`Driver::run` and its backends) keeps both in place
 //! until the kernel is done.
 
 use std::io;

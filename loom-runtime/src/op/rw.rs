@@ -3,7 +3,7 @@
 //!
 //! Each holds the caller's buffer as a raw pointer and length, for the
 //! kernel, and borrows it (the `'a` of the op) so the compiler checks that
-//! the buffer outlives the op; the driver's run (`driver/run.rs`) does not
+//! the buffer outlives the op; the driver's run (`Driver::run` and its backends) does not
 //! return before the kernel is done with it (invariant 1,
 //! docs/ARCHITECTURE.md).
 

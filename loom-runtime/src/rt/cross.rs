@@ -16,7 +16,8 @@ use std::thread;
 
 use crate::driver::remote::{Envelope, Remote};
 use crate::fiber::JoinHandle;
-use crate::rt::event_loop::{self, EventLoop, opened_on};
+use crate::rt::current;
+use crate::rt::event_loop::{EventLoop, opened_on};
 use crate::sched::Scheduler;
 use crate::stack::control::{FiberControl, FiberName};
 use crate::sync::flavour::{RawLock, SharedLock};
@@ -55,7 +56,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (remote, count) = event_loop::with_current("loom::spawn_on", |lp| {
+    let (remote, count) = current::with_current("loom::spawn_on", |lp| {
         (lp.shared.remotes.get(index).cloned(), lp.loop_count())
     });
     let Some(remote) = remote else {
@@ -107,7 +108,7 @@ where
     F: Fn() -> T + Send + Sync + 'static,
     T: Send + 'static,
 {
-    let count = event_loop::with_current("loom::broadcast", EventLoop::loop_count);
+    let count = current::with_current("loom::broadcast", EventLoop::loop_count);
     let f = Arc::new(f);
     (0..count)
         .map(|index| {
@@ -205,7 +206,7 @@ where
         let job = unsafe { Box::from_raw(envelope.cast::<SpawnJob<F, T>>().as_ptr()) };
         let SpawnJob { f, packet, .. } = *job;
         let fiber_packet = Arc::clone(&packet);
-        let event_loop = event_loop::current_rc("loom::spawn_on");
+        let event_loop = current::current_rc("loom::spawn_on");
         let spawned = event_loop.spawn(FiberName::empty(), None, move || {
             let result = panic::catch_unwind(AssertUnwindSafe(f));
             fiber_packet.finish(result);

@@ -8,8 +8,8 @@
 
 pub(crate) mod affinity;
 pub(crate) mod cross;
+pub(crate) mod current;
 pub(crate) mod event_loop;
-pub(crate) mod run_op;
 
 use std::fmt;
 use std::io;
@@ -28,7 +28,8 @@ use crate::stack::overflow::AltStack;
 use crate::stack::pool::{self, PoolLimits, StackPool};
 pub use crate::stack::reserve::GuardKind;
 pub use cross::{SendJoinHandle, broadcast, spawn_on};
-use event_loop::{EventLoop, LoopConfig, LoopGuard, RuntimeShared};
+use current::LoopGuard;
+use event_loop::{EventLoop, LoopConfig, RuntimeShared};
 
 /// Default number of stacks reserved at start-up, per loop.
 pub const DEFAULT_FIBERS: usize = 1024;
@@ -54,7 +55,7 @@ pub const MAX_THREADS: usize = 1024;
 /// Outside a loom runtime.
 #[track_caller]
 pub fn loop_index() -> usize {
-    event_loop::with_current("loom::rt::loop_index", |lp| lp.index)
+    current::with_current("loom::rt::loop_index", |lp| lp.index)
 }
 
 /// The number of loops (threads) of the calling fiber's runtime.
@@ -64,7 +65,7 @@ pub fn loop_index() -> usize {
 /// Outside a loom runtime.
 #[track_caller]
 pub fn loop_count() -> usize {
-    event_loop::with_current("loom::rt::loop_count", EventLoop::loop_count)
+    current::with_current("loom::rt::loop_count", EventLoop::loop_count)
 }
 
 /// The I/O backend of the runtime running on this thread.
@@ -82,7 +83,7 @@ pub fn loop_count() -> usize {
 /// ```
 #[track_caller]
 pub fn backend() -> Backend {
-    event_loop::with_current("loom::rt::backend", |lp| lp.driver.backend())
+    current::with_current("loom::rt::backend", |lp| lp.driver.backend())
 }
 
 /// Configures a [`Runtime`].
@@ -424,7 +425,7 @@ impl Runtime {
         T: 'static,
     {
         assert!(
-            !event_loop::in_runtime(),
+            !current::in_runtime(),
             "loom: Runtime::run cannot be called from inside a loom runtime; spawn a fiber instead"
         );
         // The profiler (feature `tracy`) starts before any loop thread

@@ -28,7 +28,8 @@ use std::time::Instant;
 use super::flavour::RawLock;
 use crate::driver::remote::{FiberWake, Remote};
 use crate::list::{Link, List, container_of};
-use crate::rt::event_loop::{self, EventLoop};
+use crate::rt::current;
+use crate::rt::event_loop::EventLoop;
 use crate::stack::control::FiberControl;
 use crate::wheel::TimerEntry;
 
@@ -83,7 +84,7 @@ impl Waiter {
     /// A local primitive used outside a fiber.
     #[track_caller]
     pub(crate) fn for_current(cross_thread: bool, what: &str) -> Waiter {
-        let who = match event_loop::try_with_current(|lp| {
+        let who = match current::try_with_current(|lp| {
             lp.sched
                 .current()
                 .map(|fiber| (fiber, Arc::as_ptr(lp.driver.remote())))
@@ -141,7 +142,7 @@ impl Waiter {
     /// ignores cancellation, and is brief (the notifier is mid-delivery).
     pub(crate) fn wait_delivered(&self) {
         match &self.who {
-            Who::Fiber { .. } => event_loop::with_current("a wake-up", |lp| {
+            Who::Fiber { .. } => current::with_current("a wake-up", |lp| {
                 // The notifier may be another thread that has not pushed
                 // the wake-up yet: the loop must not call this a deadlock.
                 if self.cross_thread {
@@ -170,7 +171,7 @@ impl Waiter {
             // SAFETY: the running fiber's block is valid while it runs.
             && unsafe { fiber.as_ref() }.cancelled.get()
         {
-            event_loop::with_current("a blocking call", |lp| lp.sched.yield_now());
+            current::with_current("a blocking call", |lp| lp.sched.yield_now());
             return Err(Interrupted::Cancelled);
         }
         Ok(())
@@ -186,7 +187,7 @@ pub(crate) fn block_until(
     cross_thread: bool,
     ready: impl Fn() -> bool,
 ) -> Result<(), Interrupted> {
-    if let Some(result) = event_loop::try_with_current(|lp| {
+    if let Some(result) = current::try_with_current(|lp| {
         lp.sched
             .current()
             .map(|fiber| suspend_until(lp, fiber, deadline, cross_thread, &ready))
@@ -384,7 +385,7 @@ unsafe fn deliver_one(waiter: NonNull<Waiter>) {
     let waiter_ref = unsafe { waiter.as_ref() };
     match &waiter_ref.who {
         Who::Fiber { wake, remote } => {
-            let here = event_loop::try_with_current(|lp| {
+            let here = current::try_with_current(|lp| {
                 if ptr::eq(Arc::as_ptr(lp.driver.remote()), *remote) {
                     wake.deliver_here(&lp.sched);
                     true

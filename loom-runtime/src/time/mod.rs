@@ -7,7 +7,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::rt::event_loop::with_current;
+use crate::rt::current::with_current;
 
 /// Suspends the running fiber for at least `duration`; other fibers run
 /// meanwhile. Like `std::thread::sleep`, but only the fiber waits.

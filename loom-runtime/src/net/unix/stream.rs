@@ -12,7 +12,7 @@ use super::addr::{path_to_raw, socket_name, std_to_raw};
 use super::{MAX_BACKOFF, connect_now, socket_pair};
 use crate::net::socket::Socket;
 use crate::op::{self, RawAddr};
-use crate::rt::event_loop::with_current;
+use crate::rt::current::with_current;
 
 /// Credentials of the process at the other end of a [`UnixStream`], as
 /// the kernel recorded them when the connection (or pair) was made; see
@@ -165,7 +165,7 @@ impl UnixStream {
         self.socket.run("UnixStream::shutdown", shutdown, None)
     }
 
-    crate::net::stream::timeouts!();
+    crate::net::socket::timeouts!();
 
     /// Receives without consuming (`MSG_PEEK`).
     #[track_caller]
@@ -201,7 +201,7 @@ impl UnixStream {
     }
 }
 
-crate::net::stream::stream_io!(UnixStream);
+crate::net::socket::stream_io!(UnixStream);
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -16,16 +16,16 @@ impl EventLoop {
     /// asked for it (the others) — and every fiber has finished too, or the
     /// shutdown grace period ran out.
     pub(crate) fn drive(&self, main: Option<NonNull<FiberControl>>) {
+        let mut main_returned = false;
         loop {
-            self.run_batch();
+            main_returned |= self.run_batch(main);
             if self.driver.remote().has_messages() {
                 self.driver.remote().drain(&self.sched);
             }
-            self.spawn_deferred();
-            if self.shutdown_deadline.get().is_none()
-                // SAFETY: the runtime's JoinHandle keeps main's block valid.
-                && main.is_some_and(|main| unsafe { main.as_ref() }.is_finished())
-            {
+            if !self.deferred_spawns.borrow().is_empty() {
+                self.spawn_deferred();
+            }
+            if main_returned && self.shutdown_deadline.get().is_none() {
                 self.begin_shutdown();
                 self.shut_down_other_loops();
             }
@@ -50,17 +50,22 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn run_batch(&self) {
+    /// Resumes up to [`RUN_BUDGET`] runnable fibers; returns whether
+    /// `main` was one of them and returned.
+    pub(super) fn run_batch(&self, main: Option<NonNull<FiberControl>>) -> bool {
+        let mut main_returned = false;
         for _ in 0..RUN_BUDGET {
             let Some(fiber) = self.sched.next_runnable() else {
-                return;
+                break;
             };
             // SAFETY: taken off the run queue just now, so admitted,
             // runnable and unfinished.
             if unsafe { self.sched.resume(fiber) } == Resumed::Returned {
+                main_returned |= main == Some(fiber);
                 self.on_fiber_returned(fiber);
             }
         }
+        main_returned
     }
 
     pub(super) fn on_fiber_returned(&self, fiber: NonNull<FiberControl>) {

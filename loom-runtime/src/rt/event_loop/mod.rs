@@ -11,11 +11,9 @@
 
 use std::cell::Cell;
 use std::ptr::NonNull;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::context;
 use crate::driver::Driver;
 use crate::driver::remote::{Envelope, Remote};
 use crate::list::List;
@@ -84,90 +82,6 @@ pub(crate) struct EventLoop {
     mail_recently: Cell<bool>,
 }
 
-/// Calls `f` with the loop running on this thread.
-///
-/// # Panics
-/// Outside a loom runtime, with a message naming `what`.
-#[inline]
-#[track_caller]
-pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&EventLoop) -> R) -> R {
-    let current = current_ptr(what);
-    // SAFETY: the context holds a loop only between LoopGuard::enter and
-    // its drop, while `Runtime::run` holds the Rc<EventLoop> it points into.
-    f(unsafe { &*current })
-}
-
-/// A counted reference to the loop running on this thread.
-///
-/// # Panics
-/// Outside a loom runtime, with a message naming `what`.
-#[track_caller]
-pub(crate) fn current_rc(what: &str) -> Rc<EventLoop> {
-    let current = current_ptr(what);
-    // SAFETY: the context's loop came from `Rc::as_ptr` on an Rc that
-    // `Runtime::run` keeps alive while it is installed, so adding a strong
-    // count is sound.
-    unsafe {
-        Rc::increment_strong_count(current);
-        Rc::from_raw(current)
-    }
-}
-
-#[inline]
-#[track_caller]
-fn current_ptr(what: &str) -> *const EventLoop {
-    let current = context::event_loop().cast::<EventLoop>();
-    if current.is_null() {
-        not_in_runtime(what);
-    }
-    current
-}
-
-#[cold]
-#[track_caller]
-fn not_in_runtime(what: &str) -> ! {
-    panic!(
-        "loom: {what} must be called from a fiber inside a loom runtime \
-         (start one with loom::Runtime::builder().build()?.run(..) or #[loom::main])"
-    );
-}
-
-/// Calls `f` with the loop running on this thread, if there is one.
-#[inline]
-pub(crate) fn try_with_current<R>(f: impl FnOnce(&EventLoop) -> R) -> Option<R> {
-    let current = context::event_loop().cast::<EventLoop>();
-    // SAFETY: as in `with_current`.
-    (!current.is_null()).then(|| f(unsafe { &*current }))
-}
-
-/// Whether this thread is inside a loom runtime.
-pub(crate) fn in_runtime() -> bool {
-    context::in_loop()
-}
-
-/// Makes `event_loop` the current loop of this thread until dropped.
-#[derive(Debug)]
-pub(crate) struct LoopGuard {
-    _installed: context::Installed,
-}
-
-impl LoopGuard {
-    pub(crate) fn enter(event_loop: &Rc<EventLoop>) -> LoopGuard {
-        // SAFETY: the loop and its scheduler live in the Rc, which
-        // `run_loop` keeps until after this guard is dropped, on this
-        // thread.
-        let installed = unsafe {
-            context::install(
-                Rc::as_ptr(event_loop).cast(),
-                event_loop.sched.running_slot(),
-            )
-        };
-        LoopGuard {
-            _installed: installed,
-        }
-    }
-}
-
 impl EventLoop {
     pub(crate) fn new(
         pool: StackPool,
@@ -192,17 +106,6 @@ impl EventLoop {
             cancel_new: Cell::new(false),
             shutdown_deadline: Cell::new(None),
             mail_recently: Cell::new(false),
-        }
-    }
-
-    /// The running fiber's control block.
-    #[track_caller]
-    pub(crate) fn current_fiber(&self, what: &str) -> &FiberControl {
-        match self.sched.current() {
-            // SAFETY: the running fiber's block is valid while it runs, and
-            // the returned borrow is tied to `self`, which outlives it.
-            Some(fiber) => unsafe { fiber.as_ref() },
-            None => panic!("loom: {what} must be called from a fiber"),
         }
     }
 

@@ -6,8 +6,9 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{EventLoop, with_current};
+use super::EventLoop;
 use crate::driver::remote::{Envelope, Open, Remote};
+use crate::rt::current::with_current;
 use crate::sched::Scheduler;
 
 impl EventLoop {

@@ -210,7 +210,8 @@ impl EventLoop {
         self.pool.has_permit()
     }
 
-    /// Retries spawns deferred for lack of stack permits, oldest first.
+    /// Retries spawns deferred for lack of stack permits, oldest first
+    /// (the loop calls this while any are deferred).
     pub(crate) fn spawn_deferred(&self) {
         while self.has_stack_permit() {
             let Some(envelope) = self.deferred_spawns.borrow_mut().pop_front() else {

@@ -16,16 +16,22 @@
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_uring::types::{CancelBuilder, SubmitArgs, Timespec};
-use io_uring::{EnterFlags, IoUring, Probe, opcode, squeue, types};
+use io_uring::{EnterFlags, IoUring, opcode, squeue, types};
 
 use super::remote::{Remote, Signal};
-use super::{Completion, DriverConfig, Wait};
+use super::{DriverConfig, Host, Wait};
+use crate::op::{Deadline, Op};
 use crate::sched::Scheduler;
-use crate::sys::syscall;
+use crate::stack::control::FiberControl;
+use crate::sys::{cancelled, syscall};
+use crate::wheel::TimerEntry;
+
+mod setup;
 
 /// `user_data` of SQEs whose completion nobody waits for: cancellations and
 /// fire-and-forget closes. Completion addresses are never 0.
@@ -36,68 +42,32 @@ const UNARMED_WAIT: Duration = Duration::from_millis(1);
 /// `user_data` of the pending read on the remote-wake eventfd.
 const WAKE: u64 = 1;
 
-/// Every opcode some loom operation submits; `Auto` falls back to the
-/// poll backend unless the kernel supports all of them.
-const REQUIRED_OPCODES: &[(u8, &str)] = &[
-    (opcode::Accept::CODE, "accept"),
-    (opcode::Connect::CODE, "connect"),
-    (opcode::Recv::CODE, "recv"),
-    (opcode::Send::CODE, "send"),
-    (opcode::Read::CODE, "read"),
-    (opcode::Write::CODE, "write"),
-    (opcode::Readv::CODE, "readv"),
-    (opcode::Writev::CODE, "writev"),
-    (opcode::RecvMsg::CODE, "recvmsg"),
-    (opcode::SendMsg::CODE, "sendmsg"),
-    (opcode::Shutdown::CODE, "shutdown"),
-    (opcode::Close::CODE, "close"),
-    (opcode::OpenAt::CODE, "openat"),
-    (opcode::Fsync::CODE, "fsync"),
-    (opcode::Statx::CODE, "statx"),
-    (opcode::AsyncCancel::CODE, "async_cancel"),
-];
-
-/// Setup flags tried in order: each later set drops the flag the kernel
-/// may have refused (`EINVAL`) in the one before — `DEFER_TASKRUN` (Linux
-/// 6.1), then `SINGLE_ISSUER` (6.0), then `COOP_TASKRUN` (5.19).
-/// `R_DISABLED` (5.10) lets the loop's thread, not the building thread,
-/// become the single issuer.
-const SETUP_ATTEMPTS: &[SetupFlags] = &[
-    SetupFlags::new(true, true, true),
-    SetupFlags::new(true, false, true),
-    SetupFlags::new(false, false, true),
-    SetupFlags::new(false, false, false),
-];
-
-/// One set of optional setup flags.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct SetupFlags {
-    /// `SINGLE_ISSUER` together with `R_DISABLED`.
-    single_issuer: bool,
-    defer_taskrun: bool,
-    coop_taskrun: bool,
+/// Where a finished operation's result is written: lives on the waiting
+/// fiber's stack, next to the op. Its address is the op's io_uring
+/// `user_data`, so it must stay put until the completion has been reaped
+/// (invariant 1, docs/ARCHITECTURE.md).
+#[derive(Debug)]
+pub(crate) struct Completion {
+    fiber: NonNull<FiberControl>,
+    result: Cell<Option<i32>>,
 }
 
-impl SetupFlags {
-    const fn new(single_issuer: bool, defer_taskrun: bool, coop_taskrun: bool) -> SetupFlags {
-        SetupFlags {
-            single_issuer,
-            defer_taskrun,
-            coop_taskrun,
+impl Completion {
+    pub(crate) fn new(fiber: NonNull<FiberControl>) -> Completion {
+        Completion {
+            fiber,
+            result: Cell::new(None),
         }
     }
 
-    fn describe(self) -> &'static str {
-        match (self.single_issuer, self.defer_taskrun, self.coop_taskrun) {
-            (true, true, true) => "SINGLE_ISSUER|R_DISABLED|DEFER_TASKRUN|COOP_TASKRUN",
-            (true, false, true) => "SINGLE_ISSUER|R_DISABLED|COOP_TASKRUN",
-            (true, true, false) => "SINGLE_ISSUER|R_DISABLED|DEFER_TASKRUN",
-            (true, false, false) => "SINGLE_ISSUER|R_DISABLED",
-            (false, true, true) => "DEFER_TASKRUN|COOP_TASKRUN",
-            (false, true, false) => "DEFER_TASKRUN",
-            (false, false, true) => "COOP_TASKRUN",
-            (false, false, false) => "no flags",
-        }
+    /// The kernel's result (`-errno` on failure), once reaped.
+    pub(crate) fn result(&self) -> Option<i32> {
+        self.result.get()
+    }
+
+    pub(crate) fn complete(&self, result: i32, sched: &Scheduler) {
+        self.result.set(Some(result));
+        sched.wake(self.fiber);
     }
 }
 
@@ -118,8 +88,8 @@ pub(crate) struct Uring {
 
 impl Uring {
     pub(crate) fn new(config: DriverConfig) -> io::Result<Uring> {
-        let (ring, setup) = Self::setup(config.ring_entries)?;
-        Self::check(&ring)?;
+        let (ring, setup) = setup::build(config.ring_entries)?;
+        setup::check(&ring)?;
         // SAFETY: eventfd has no memory-safety preconditions.
         let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
         // SAFETY: eventfd just returned this fd; nothing else owns it.
@@ -136,78 +106,63 @@ impl Uring {
         })
     }
 
+    /// Runs `op` on the host's current fiber (see `Driver::run`): returns
+    /// only once the op's own CQE was reaped (invariant 1,
+    /// docs/ARCHITECTURE.md). On cancellation or a passed deadline it submits
+    /// an `ASYNC_CANCEL` and keeps waiting; the cancel's own CQE is
+    /// [`IGNORED`], so the op's completion is the only one that refers to
+    /// this frame. An op that completed despite the cancellation reports its
+    /// real result: nothing is lost, and the fiber's next blocking call
+    /// returns the cancellation error.
+    pub(crate) fn run<O: Op, H: Host>(
+        &self,
+        host: &H,
+        op: &mut O,
+        deadline: Option<Deadline>,
+    ) -> io::Result<u32> {
+        let me = host.sched().current().expect("checked by run");
+        // SAFETY: the running fiber's block is valid while it runs.
+        let control = unsafe { me.as_ref() };
+        let completion = Completion::new(me);
+        let entry = op.sqe().user_data(std::ptr::from_ref(&completion) as u64);
+        // SAFETY: `op` and the buffers it borrows outlive this function, and
+        // this function returns only after `completion` received the CQE (the
+        // loop below), so every pointer in `entry` stays valid (invariant 1).
+        unsafe { self.push(&entry, host.sched()) };
+        // Only a deadline needs a timer, and most calls have none.
+        let timer = deadline.map(|_| TimerEntry::new(Some(me)));
+        let armed = (timer.as_ref().zip(deadline))
+            .is_some_and(|(timer, deadline)| host.arm_timer(timer, deadline.at));
+        let mut gave_up: Option<io::Error> = None;
+        let raw = loop {
+            host.sched().suspend();
+            if let Some(raw) = completion.result() {
+                break raw;
+            }
+            if gave_up.is_none() {
+                if control.cancelled.get() {
+                    gave_up = Some(cancelled());
+                } else if timer.as_ref().is_some_and(TimerEntry::fired) {
+                    gave_up = deadline.map(Deadline::error);
+                }
+                if gave_up.is_some() {
+                    self.cancel(&completion, host.sched());
+                }
+            }
+        };
+        if let Some(timer) = timer.as_ref().filter(|_| armed) {
+            host.disarm_timer(timer);
+        }
+        match (result_from_raw(raw), gave_up) {
+            (Err(_), Some(error)) => Err(error),
+            (result, _) => result,
+        }
+    }
+
     /// Whether a ring with every opcode loom needs can be created here.
     pub(crate) fn probe() -> io::Result<()> {
         let ring = IoUring::new(8)?;
-        Self::check(&ring)
-    }
-
-    fn setup(entries: u32) -> io::Result<(IoUring, &'static str)> {
-        Self::setup_with(entries, SETUP_ATTEMPTS)
-    }
-
-    /// Creates a ring with the first of `attempts` the kernel accepts.
-    fn setup_with(entries: u32, attempts: &[SetupFlags]) -> io::Result<(IoUring, &'static str)> {
-        let mut last_error = None;
-        for &flags in attempts {
-            let mut builder = IoUring::builder();
-            builder
-                .setup_cqsize(entries.saturating_mul(4))
-                .setup_clamp();
-            if flags.single_issuer {
-                builder.setup_single_issuer().setup_r_disabled();
-            }
-            if flags.defer_taskrun {
-                builder.setup_defer_taskrun();
-            }
-            if flags.coop_taskrun {
-                builder.setup_coop_taskrun();
-            }
-            match builder.build(entries) {
-                Ok(ring) => return Ok((ring, flags.describe())),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    log::debug!("loom: io_uring refused {} (EINVAL)", flags.describe());
-                    last_error = Some(e);
-                }
-                Err(e) => return Err(named("io_uring_setup", e)),
-            }
-        }
-        Err(named(
-            "io_uring_setup",
-            last_error.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)),
-        ))
-    }
-
-    fn check(ring: &IoUring) -> io::Result<()> {
-        if !ring.params().is_feature_ext_arg() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "io_uring lacks IORING_FEAT_EXT_ARG (timed waits need Linux 5.11)",
-            ));
-        }
-        if !ring.params().is_feature_nodrop() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "io_uring lacks IORING_FEAT_NODROP (Linux 5.5)",
-            ));
-        }
-        let mut probe = Probe::new();
-        ring.submitter()
-            .register_probe(&mut probe)
-            .map_err(|e| named("io_uring probe", e))?;
-        let missing: Vec<&str> = REQUIRED_OPCODES
-            .iter()
-            .filter(|(code, _)| !probe.is_supported(*code))
-            .map(|(_, name)| *name)
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("io_uring lacks opcodes: {}", missing.join(", ")),
-            ))
-        }
+        setup::check(&ring)
     }
 
     pub(crate) fn remote(&self) -> &Arc<Remote> {
@@ -482,66 +437,11 @@ impl Drop for Uring {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// To stderr even when the test passes (libtest captures `eprintln!`).
-    fn say(message: &str) {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "{message}");
-    }
-
-    /// The running kernel's (major, minor) version.
-    fn kernel_version() -> (u32, u32) {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-        let mut numbers = release
-            .split(|c: char| !c.is_ascii_digit())
-            .map(|n| n.parse().unwrap());
-        (numbers.next().unwrap(), numbers.next().unwrap())
-    }
-
-    #[test]
-    fn setup_takes_every_flag_the_kernel_has() {
-        let Ok((_ring, setup)) = Uring::setup(8) else {
-            // Refused outright (seccomp, io_uring_disabled): nothing to check.
-            say("io_uring refused here: set-up flags not checked");
-            return;
-        };
-        let expected = match kernel_version() {
-            v if v >= (6, 1) => "SINGLE_ISSUER|R_DISABLED|DEFER_TASKRUN|COOP_TASKRUN",
-            v if v >= (6, 0) => "SINGLE_ISSUER|R_DISABLED|COOP_TASKRUN",
-            v if v >= (5, 19) => "COOP_TASKRUN",
-            _ => "no flags",
-        };
-        assert_eq!(setup, expected, "kernel {:?}", kernel_version());
-    }
-
-    #[test]
-    fn a_refused_flag_set_falls_back_to_the_next() {
-        // DEFER_TASKRUN without SINGLE_ISSUER: EINVAL on every kernel (a
-        // rule since 6.1, an unknown flag before).
-        let refused = SetupFlags::new(false, true, false);
-        let plain = SetupFlags::new(false, false, false);
-        if Uring::setup_with(8, &[plain]).is_err() {
-            say("io_uring refused here: the set-up fallback not checked");
-            return;
-        }
-        let (_ring, setup) = Uring::setup_with(8, &[refused, plain]).unwrap();
-        assert_eq!(setup, "no flags");
-        let err = Uring::setup_with(8, &[refused]).err().unwrap();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
-    }
-
-    #[test]
-    fn the_kernel_has_every_opcode_and_feature_loom_uses() {
-        match Uring::probe() {
-            Ok(()) => {}
-            // Below 5.11 (or where io_uring is refused) Auto must fall back.
-            Err(e) if kernel_version() < (5, 11) => {
-                say(&format!("no io_uring on this kernel: {e}"))
-            }
-            Err(e) => panic!("kernel {:?}: {e}", kernel_version()),
-        }
+/// Maps a negative errno from the kernel to an `io::Error`.
+pub(crate) fn result_from_raw(result: i32) -> io::Result<u32> {
+    if result < 0 {
+        Err(io::Error::from_raw_os_error(-result))
+    } else {
+        Ok(result as u32)
     }
 }
