@@ -1,0 +1,1 @@
+//! Processes (being written).
