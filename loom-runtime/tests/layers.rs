@@ -102,6 +102,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "net/unix/listener",
             "net/unix/stream",
             "io",
+            "io/fd",
             "process",
             "signal",
             "fs",

@@ -253,10 +253,11 @@ impl Driver {
         }
     }
 
-    /// Prepares a socket for this backend: blocking and unregistered on
-    /// io_uring (the kernel waits inside the op); non-blocking and
-    /// registered on the poll backends, whose key the socket keeps.
-    pub(crate) fn adopt_socket(&self, fd: std::os::fd::RawFd) -> io::Result<Option<SourceKey>> {
+    /// Prepares a pollable fd (a socket, a pipe) for this backend: blocking
+    /// and unregistered on io_uring (the kernel waits inside the op);
+    /// non-blocking and registered on the poll backends, whose key the fd's
+    /// owner keeps.
+    pub(crate) fn adopt_fd(&self, fd: std::os::fd::RawFd) -> io::Result<Option<SourceKey>> {
         match self {
             #[cfg(target_os = "linux")]
             Driver::Uring(_) => set_nonblocking(fd, false).map(|()| None),
@@ -267,9 +268,20 @@ impl Driver {
         }
     }
 
-    /// Undoes [`Driver::adopt_socket`]'s registration, before the fd is
-    /// closed or handed back.
-    pub(crate) fn release_socket(&self, source: SourceKey, fd: std::os::fd::RawFd) {
+    /// Registers an fd that stays non-blocking on every backend (a
+    /// signalfd, a pidfd: waited for with `op::WaitReadable`, then read
+    /// with a system call of their own) with the poll backends.
+    pub(crate) fn register_fd(&self, fd: std::os::fd::RawFd) -> io::Result<Option<SourceKey>> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Driver::Uring(_) => Ok(None),
+            Driver::Poll(poll) => poll.register(fd).map(Some),
+        }
+    }
+
+    /// Undoes [`Driver::adopt_fd`]'s or [`Driver::register_fd`]'s
+    /// registration, before the fd is closed or handed back.
+    pub(crate) fn release_fd(&self, source: SourceKey, fd: std::os::fd::RawFd) {
         match self {
             #[cfg(target_os = "linux")]
             Driver::Uring(_) => {}
@@ -349,5 +361,29 @@ impl Driver {
 impl fmt::Debug for Driver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Driver").field(&self.backend()).finish()
+    }
+}
+
+/// Runs an op's system call (`Op::attempt`) on the blocking pool while the
+/// fiber waits: on the poll backends for `Blocking` ops (files, which
+/// readiness cannot tell about), on io_uring for ops this kernel lacks.
+fn run_on_pool<O: Op, H: Host>(host: &H, op: &mut O) -> io::Result<u32> {
+    struct SendOp<O>(*mut O);
+    // SAFETY: the ops that reach the pool — `Blocking` ones, and on
+    // io_uring the ones newer than the required set (files, processes) —
+    // hold only plain data (fds, pointers to buffers the fiber keeps
+    // alive), so one pool thread may run the attempt while the fiber is
+    // suspended and does not touch the op.
+    unsafe impl<O> std::marker::Send for SendOp<O> {}
+    let op = SendOp(std::ptr::from_mut(op));
+    let job = move || {
+        let op = op;
+        // SAFETY: the fiber waits in `run_on_pool` until this job is
+        // done (or never started), so the op is live and used only here.
+        unsafe { (*op.0).attempt() }
+    };
+    match host.run_blocking(job)? {
+        Ok(result) => result,
+        Err(payload) => std::panic::resume_unwind(payload),
     }
 }

@@ -29,7 +29,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
 
 use super::remote::{Remote, Signal};
-use super::{Backend, DriverConfig, Host, Wait};
+use super::{Backend, DriverConfig, Host, Wait, run_on_pool};
 use crate::list::{Link, List, container_of};
 use crate::op::{Deadline, Op, Readiness};
 use crate::sched::Scheduler;
@@ -329,7 +329,7 @@ impl Poll {
         deadline: Option<Deadline>,
     ) -> io::Result<u32> {
         match op.readiness() {
-            Readiness::Blocking => Self::run_blocking(host, op),
+            Readiness::Blocking => run_on_pool(host, op),
             Readiness::Immediate => op.attempt(),
             Readiness::Read => self.run_ready(host, op, source, Direction::Read, deadline),
             Readiness::Write => self.run_ready(host, op, source, Direction::Write, deadline),
@@ -385,26 +385,5 @@ impl Poll {
             host.disarm_timer(timer);
         }
         result
-    }
-
-    /// Runs a `Blocking` op's system call on the blocking pool while the
-    /// fiber waits: files, which readiness cannot tell about.
-    fn run_blocking<O: Op, H: Host>(host: &H, op: &mut O) -> io::Result<u32> {
-        struct SendOp<O>(*mut O);
-        // SAFETY: `Blocking` ops hold only plain data (fds, pointers to buffers
-        // the fiber keeps alive), so one pool thread may run the attempt while
-        // the fiber is suspended and does not touch the op.
-        unsafe impl<O> std::marker::Send for SendOp<O> {}
-        let op = SendOp(std::ptr::from_mut(op));
-        let job = move || {
-            let op = op;
-            // SAFETY: the fiber waits in `run_blocking` until this job is
-            // done (or never started), so the op is live and used only here.
-            unsafe { (*op.0).attempt() }
-        };
-        match host.run_blocking(job)? {
-            Ok(result) => result,
-            Err(payload) => std::panic::resume_unwind(payload),
-        }
     }
 }

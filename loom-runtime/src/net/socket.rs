@@ -48,7 +48,7 @@ impl Socket {
     /// it where needed.
     pub(crate) fn adopt(fd: OwnedFd, what: &str) -> io::Result<Socket> {
         crate::sys::prepare_socket(&fd)?;
-        let source = with_current(what, |lp| lp.driver.adopt_socket(fd.as_raw_fd()))?;
+        let source = with_current(what, |lp| lp.driver.adopt_fd(fd.as_raw_fd()))?;
         Ok(Socket {
             fd: ManuallyDrop::new(fd),
             source,
@@ -73,7 +73,7 @@ impl Socket {
             && in_runtime()
         {
             with_current("closing a socket", |lp| {
-                lp.driver.release_socket(source, self.fd.as_raw_fd());
+                lp.driver.release_fd(source, self.fd.as_raw_fd());
             });
         }
     }

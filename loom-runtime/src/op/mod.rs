@@ -7,6 +7,7 @@
 
 mod fs;
 mod net;
+mod poll;
 mod rw;
 
 pub(crate) use crate::sys::RawAddr;
@@ -14,6 +15,7 @@ pub(crate) use crate::sys::RawAddr;
 pub(crate) use fs::Statx;
 pub(crate) use fs::{Close, Fsync, OpenAt};
 pub(crate) use net::{Accept, Connect, RecvFrom, SendMsg, SendTo, Shutdown};
+pub(crate) use poll::WaitReadable;
 pub(crate) use rw::{MAX_IOVECS, Read, ReadAt, Readv, Recv, Send, Write, WriteAt, Writev};
 
 use std::io;

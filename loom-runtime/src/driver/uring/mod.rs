@@ -24,7 +24,7 @@ use io_uring::types::{CancelBuilder, SubmitArgs, Timespec};
 use io_uring::{EnterFlags, IoUring, opcode, squeue, types};
 
 use super::remote::{Remote, Signal};
-use super::{DriverConfig, Host, Wait};
+use super::{DriverConfig, Host, Wait, run_on_pool};
 use crate::op::{Deadline, Op};
 use crate::sched::Scheduler;
 use crate::stack::control::FiberControl;
@@ -84,12 +84,15 @@ pub(crate) struct Uring {
     wake_armed: Cell<bool>,
     disabled: Cell<bool>,
     setup: &'static str,
+    /// What this kernel runs as ring ops; an op it lacks runs on the
+    /// blocking pool instead.
+    opcodes: setup::Opcodes,
 }
 
 impl Uring {
     pub(crate) fn new(config: DriverConfig) -> io::Result<Uring> {
         let (ring, setup) = setup::build(config.ring_entries)?;
-        setup::check(&ring)?;
+        let opcodes = setup::check(&ring)?;
         // SAFETY: eventfd has no memory-safety preconditions.
         let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
         // SAFETY: eventfd just returned this fd; nothing else owns it.
@@ -103,6 +106,7 @@ impl Uring {
             wake_armed: Cell::new(false),
             disabled: Cell::new(disabled),
             setup,
+            opcodes,
         })
     }
 
@@ -125,6 +129,10 @@ impl Uring {
         let control = unsafe { me.as_ref() };
         let completion = Completion::new(me);
         let entry = op.sqe().user_data(std::ptr::from_ref(&completion) as u64);
+        if !self.opcodes.has(entry.get_opcode() as u8) {
+            // Added by a later kernel than this one (ftruncate, waitid…).
+            return run_on_pool(host, op);
+        }
         // SAFETY: `op` and the buffers it borrows outlive this function, and
         // this function returns only after `completion` received the CQE (the
         // loop below), so every pointer in `entry` stays valid (invariant 1).
@@ -162,7 +170,7 @@ impl Uring {
     /// Whether a ring with every opcode loom needs can be created here.
     pub(crate) fn probe() -> io::Result<()> {
         let ring = IoUring::new(8)?;
-        setup::check(&ring)
+        setup::check(&ring).map(drop)
     }
 
     pub(crate) fn remote(&self) -> &Arc<Remote> {

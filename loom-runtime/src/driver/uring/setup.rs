@@ -111,7 +111,22 @@ fn build_with(entries: u32, attempts: &[SetupFlags]) -> io::Result<(IoUring, &'s
 }
 
 /// Refuses a ring that lacks a feature or opcode loom relies on.
-pub(super) fn check(ring: &IoUring) -> io::Result<()> {
+/// The opcodes a ring supports, from its probe.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Opcodes([u64; 4]);
+
+impl Opcodes {
+    /// Whether the kernel runs `code` as a ring op.
+    #[inline]
+    pub(super) fn has(&self, code: u8) -> bool {
+        self.0[usize::from(code / 64)] & (1 << (code % 64)) != 0
+    }
+}
+
+/// Refuses a ring that lacks a feature or a required opcode loom relies
+/// on; returns every opcode it supports, so that ops added by later kernels
+/// can fall back to the blocking pool where they are missing.
+pub(super) fn check(ring: &IoUring) -> io::Result<Opcodes> {
     if !ring.params().is_feature_ext_arg() {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -133,14 +148,19 @@ pub(super) fn check(ring: &IoUring) -> io::Result<()> {
         .filter(|(code, _)| !probe.is_supported(*code))
         .map(|(_, name)| *name)
         .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(io::Error::new(
+    if !missing.is_empty() {
+        return Err(io::Error::new(
             io::ErrorKind::Unsupported,
             format!("io_uring lacks opcodes: {}", missing.join(", ")),
-        ))
+        ));
     }
+    let mut opcodes = Opcodes([0; 4]);
+    for code in 0..=u8::MAX {
+        if probe.is_supported(code) {
+            opcodes.0[usize::from(code / 64)] |= 1 << (code % 64);
+        }
+    }
+    Ok(opcodes)
 }
 
 #[cfg(test)]
@@ -192,6 +212,25 @@ mod tests {
         assert_eq!(setup, "no flags");
         let err = build_with(8, &[refused]).err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    }
+
+    #[test]
+    fn the_opcode_set_matches_the_probe() {
+        let Ok(ring) = IoUring::new(8) else {
+            say("io_uring refused here: the opcode set not checked");
+            return;
+        };
+        let Ok(opcodes) = check(&ring) else {
+            say("io_uring lacks a required opcode here: the opcode set not checked");
+            return;
+        };
+        for (code, name) in REQUIRED_OPCODES {
+            assert!(opcodes.has(*code), "{name}");
+        }
+        // IORING_OP_LAST grows with each kernel; nothing past 255 exists.
+        assert!(!opcodes.has(u8::MAX));
+        let waitid = kernel_version() >= (6, 7);
+        assert_eq!(opcodes.has(opcode::WaitId::CODE), waitid);
     }
 
     #[test]
