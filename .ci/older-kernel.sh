@@ -40,10 +40,12 @@ cargo build --release --example demo
 cargo build --profile abort -p loom-tests --bin loom-child --target-dir "$target/panic-abort"
 list="$target/older-kernel-tests.txt"
 # loom-runtime's unit tests (stack pool, budget, io_uring set-up) and the
-# integration tests of stacks, fibers, sockets, files and faults.
+# integration tests of stacks, fibers, sockets, files, faults, child
+# processes, signals and stdio.
 cargo test --release --no-run -p loom-runtime --lib -p loom-tests \
     --test stack --test fiber --test tcp --test udp --test unix --test fs \
-    --test faults --test process --message-format=json \
+    --test faults --test process --test command --test signal --test stdio \
+    --message-format=json \
     | python3 -c '
 import json, sys
 for line in sys.stdin:

@@ -9,38 +9,8 @@
 //! "Profiling with Tracy").
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
-use std::io::Read;
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
-
-use loom::net::{TcpListener, TcpStream, UnixStream};
-
-/// Write end of the self-pipe the signal handler pokes.
-static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    let fd = SIGNAL_FD.load(Ordering::Relaxed);
-    let byte = 1u8;
-    // SAFETY: write(2) is async-signal-safe; `byte` is valid for 1 byte.
-    unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
-}
-
-/// Routes SIGTERM and SIGINT into a byte on `fd`.
-fn install_signal_handlers(fd: RawFd) -> std::io::Result<()> {
-    SIGNAL_FD.store(fd, Ordering::Relaxed);
-    for signal in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: an all-zero sigaction is valid; the handler only calls
-        // async-signal-safe functions.
-        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-        action.sa_flags = libc::SA_RESTART;
-        // SAFETY: valid signal number and action struct.
-        if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
+use loom::net::{TcpListener, TcpStream};
+use loom::signal::{SIGINT, SIGTERM, Signals};
 
 /// The per-connection work, one zone per call when profiling.
 #[loom::profile]
@@ -91,8 +61,8 @@ fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7000".to_owned());
-    let (mut signals, poke) = UnixStream::pair()?;
-    install_signal_handlers(poke.as_raw_fd())?;
+    // Before anything else, so a signal from here on is this fiber's.
+    let signals = Signals::new(&[SIGTERM, SIGINT])?;
     let listener = TcpListener::bind(addr.as_str())?;
     println!(
         "echo: listening on {} ({} backend); SIGTERM or Ctrl-C stops",
@@ -100,9 +70,8 @@ fn main() -> std::io::Result<()> {
         loom::rt::backend()
     );
     accept_loop(listener);
-    // Sleeps until a signal arrives.
-    signals.read_exact(&mut [0u8])?;
+    // Parks the main fiber until a signal arrives.
+    signals.recv()?;
     println!("echo: signal received, shutting down");
-    drop(poke);
     Ok(())
 }

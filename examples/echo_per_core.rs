@@ -23,42 +23,13 @@
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
 use loom::SendJoinHandle;
-use loom::net::{ListenOptions, TcpListener, TcpStream, UnixStream};
+use loom::net::{ListenOptions, TcpListener, TcpStream};
+use loom::signal::{SIGINT, SIGTERM, Signals};
 
 const MESSAGE_BYTES: usize = 64;
-
-/// Write end of the self-pipe the signal handler pokes.
-static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    let fd = SIGNAL_FD.load(Ordering::Relaxed);
-    let byte = 1u8;
-    // SAFETY: write(2) is async-signal-safe; `byte` is valid for 1 byte.
-    unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
-}
-
-/// Routes SIGTERM and SIGINT into a byte on `fd`. The signal may arrive on
-/// any loop's thread; the handler only writes that byte.
-fn install_signal_handlers(fd: RawFd) -> io::Result<()> {
-    SIGNAL_FD.store(fd, Ordering::Relaxed);
-    for signal in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: an all-zero sigaction is valid; the handler only calls
-        // async-signal-safe functions.
-        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-        action.sa_flags = libc::SA_RESTART;
-        // SAFETY: valid signal number and action struct.
-        if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
 
 /// Command-line options.
 struct Options {
@@ -294,8 +265,9 @@ fn self_test(addr: SocketAddr, options: &Options) -> io::Result<()> {
 }
 
 fn server(addr: SocketAddr, options: &Options) -> io::Result<()> {
-    let (mut signals, poke) = UnixStream::pair()?;
-    install_signal_handlers(poke.as_raw_fd())?;
+    // On loop 0, before anything else; the other loops' threads never
+    // take a signal (see loom::signal).
+    let signals = Signals::new(&[SIGTERM, SIGINT])?;
     let addr = listen_on_every_loop(addr)?;
     println!(
         "echo_per_core: listening on {addr} with {} ({} backend, {}); SIGTERM or Ctrl-C stops",
@@ -303,12 +275,11 @@ fn server(addr: SocketAddr, options: &Options) -> io::Result<()> {
         loom::rt::backend(),
         pinning(options)
     );
-    // Sleeps until a signal arrives.
-    signals.read_exact(&mut [0u8])?;
+    // Parks the main fiber until a signal arrives.
+    signals.recv()?;
     println!("echo_per_core: signal received, shutting down");
     let accepted = report_loops()?;
     println!("  {accepted} connections in all");
-    drop(poke);
     Ok(())
 }
 

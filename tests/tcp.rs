@@ -588,3 +588,124 @@ fn backlog_option_and_bad_addresses() {
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
     });
 }
+
+/// What std reports for the same timeout on a socket of its own (the
+/// kernel rounds it to its clock tick).
+fn std_rounded(timeout: Duration) -> Option<Duration> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    stream.read_timeout().unwrap()
+}
+
+#[test]
+fn timeouts_are_socket_state_shared_with_clones_and_std() {
+    on_each_backend(|| {
+        let addr = echo_server();
+        let a = TcpStream::connect(addr).unwrap();
+        let b = a.try_clone().unwrap();
+        let t = Duration::from_millis(250);
+        a.set_read_timeout(Some(t)).unwrap();
+        assert_eq!(b.read_timeout().unwrap(), std_rounded(t), "clone sees a's");
+        b.set_write_timeout(Some(t)).unwrap();
+        assert_eq!(
+            a.write_timeout().unwrap(),
+            std_rounded(t),
+            "a sees the clone's"
+        );
+        // A clone of a clone shares with both.
+        let c = b.try_clone().unwrap();
+        c.set_read_timeout(None).unwrap();
+        assert_eq!(a.read_timeout().unwrap(), None);
+        // Rounded as std rounds it.
+        let odd = Duration::from_micros(30_001);
+        a.set_read_timeout(Some(odd)).unwrap();
+        assert_eq!(a.read_timeout().unwrap(), std_rounded(odd));
+
+        // into_std hands both to std ...
+        let std_stream = a.into_std().unwrap();
+        assert_eq!(std_stream.read_timeout().unwrap(), std_rounded(odd));
+        assert_eq!(std_stream.write_timeout().unwrap(), std_rounded(t));
+        // ... and from_std adopts what std set, and honours it.
+        let short = Duration::from_millis(40);
+        std_stream.set_read_timeout(Some(short)).unwrap();
+        let mut adopted = TcpStream::from_std(std_stream).unwrap();
+        assert_eq!(adopted.read_timeout().unwrap(), std_rounded(short));
+        let start = Instant::now();
+        let err = adopted.read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+        assert!(start.elapsed() >= short);
+        drop((b, c));
+    });
+}
+
+#[test]
+fn a_short_timeout_bounds_waiting_not_data_already_there() {
+    on_each_backend(|| {
+        let addr = echo_server();
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.write_all(b"waiting").unwrap();
+        // Let the echo arrive, then read it under the shortest timeout.
+        let mut buf = [0u8; 7];
+        stream.read_exact(&mut buf[..1]).unwrap();
+        loom::time::sleep(Duration::from_millis(20)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_nanos(1)))
+            .unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_nanos(1)))
+            .unwrap();
+        let n = stream.read(&mut buf[1..]).unwrap();
+        assert_eq!(&buf[..1 + n], &b"waiting"[..1 + n]);
+        assert_eq!(n, 6, "all the waiting bytes");
+        // With nothing left, the same timeout fails at once.
+        let err = stream.read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+        // A write with room in the buffer goes through.
+        assert_eq!(stream.write(b"more").unwrap(), 4);
+        stream.set_read_timeout(None).unwrap();
+        stream.read_exact(&mut buf[..4]).unwrap();
+        assert_eq!(&buf[..4], b"more");
+    });
+}
+
+#[test]
+fn an_accepted_stream_has_its_listeners_timeouts() {
+    use std::os::fd::AsRawFd;
+    on_each_backend(|| {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let timeval = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 300_000,
+        };
+        // SAFETY: a valid timeval of the size passed.
+        let set = unsafe {
+            libc::setsockopt(
+                std_listener.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const timeval).cast(),
+                size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0);
+        let listener = TcpListener::from_std(std_listener).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = loom::spawn(move || TcpStream::connect(addr).unwrap());
+        let (accepted, _) = listener.accept().unwrap();
+        let _client = client.join().unwrap();
+        let kernel = accepted.into_std().unwrap().read_timeout().unwrap();
+        assert_eq!(
+            kernel,
+            Some(Duration::from_millis(300)),
+            "the kernel's copy"
+        );
+        let (accepted, _) = {
+            let client = loom::spawn(move || TcpStream::connect(addr).unwrap());
+            let pair = listener.accept().unwrap();
+            drop(client.join().unwrap());
+            pair
+        };
+        assert_eq!(accepted.read_timeout().unwrap(), kernel, "loom's copy");
+    });
+}

@@ -102,7 +102,7 @@ fn read_timeout_keeps_the_socket_usable() {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let timeout = Duration::from_millis(30);
         socket.set_read_timeout(Some(timeout)).unwrap();
-        assert_eq!(socket.read_timeout().unwrap(), Some(timeout));
+        assert_eq!(socket.read_timeout().unwrap(), std_rounded(timeout));
         let mut buf = [0u8; 16];
         let start = Instant::now();
         let err = socket.recv_from(&mut buf).unwrap_err();
@@ -124,7 +124,7 @@ fn read_timeout_keeps_the_socket_usable() {
         let err = socket.set_write_timeout(Some(Duration::ZERO)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         socket.set_write_timeout(Some(timeout)).unwrap();
-        assert_eq!(socket.write_timeout().unwrap(), Some(timeout));
+        assert_eq!(socket.write_timeout().unwrap(), std_rounded(timeout));
         socket.set_read_timeout(None).unwrap();
         assert_eq!(socket.read_timeout().unwrap(), None);
     });
@@ -203,5 +203,45 @@ fn options_clone_and_std_round_trip() {
             v6.send_to(b"six", v6_addr).unwrap();
             assert_eq!(v6.recv_from(&mut buf).unwrap(), (3, v6_addr));
         }
+    });
+}
+
+/// What std reports for the same read timeout (the kernel rounds it to its
+/// clock tick).
+fn std_rounded(timeout: Duration) -> Option<Duration> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(timeout)).unwrap();
+    socket.read_timeout().unwrap()
+}
+
+#[test]
+fn timeouts_are_shared_with_clones_and_bound_only_waiting() {
+    on_each_backend(|| {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let clone = socket.try_clone().unwrap();
+        let timeout = Duration::from_millis(100);
+        clone.set_read_timeout(Some(timeout)).unwrap();
+        assert_eq!(socket.read_timeout().unwrap(), std_rounded(timeout));
+        // A datagram already queued is received however short the timeout.
+        socket
+            .set_read_timeout(Some(Duration::from_nanos(1)))
+            .unwrap();
+        let here = socket.local_addr().unwrap();
+        socket.send_to(b"queued", here).unwrap();
+        loom::time::sleep(Duration::from_millis(10)).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _) = clone.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"queued");
+        let err = socket.recv_from(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+        // std sees the timeout loom set, and loom the one std set.
+        let std_socket = clone.into_std().unwrap();
+        assert_eq!(
+            std_socket.read_timeout().unwrap(),
+            std_rounded(Duration::from_nanos(1))
+        );
+        std_socket.set_write_timeout(Some(timeout)).unwrap();
+        let back = UdpSocket::from_std(std_socket).unwrap();
+        assert_eq!(back.write_timeout().unwrap(), std_rounded(timeout));
     });
 }

@@ -433,7 +433,12 @@ fn read_timeouts_keep_sockets_usable() {
         let timeout = Duration::from_millis(30);
         let (mut a, mut b) = UnixStream::pair().unwrap();
         a.set_read_timeout(Some(timeout)).unwrap();
-        assert_eq!(a.read_timeout().unwrap(), Some(timeout));
+        let std_socket = std::os::unix::net::UnixStream::pair().unwrap().0;
+        std_socket.set_read_timeout(Some(timeout)).unwrap();
+        assert_eq!(
+            a.read_timeout().unwrap(),
+            std_socket.read_timeout().unwrap()
+        );
         let mut buf = [0u8; 8];
         let start = Instant::now();
         let err = a.read(&mut buf).unwrap_err();
@@ -525,5 +530,34 @@ fn clone_and_std_round_trips() {
         a.try_clone().unwrap().send(b"x").unwrap();
         assert_eq!(b.recv(&mut buf).unwrap(), 1);
         b.shutdown(Shutdown::Both).unwrap();
+    });
+}
+
+#[test]
+fn stream_timeouts_are_socket_state_like_std() {
+    on_each_backend(|| {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let clone = a.try_clone().unwrap();
+        let std_pair = std::os::unix::net::UnixStream::pair().unwrap().0;
+        let timeout = Duration::from_millis(70);
+        std_pair.set_read_timeout(Some(timeout)).unwrap();
+        let rounded = std_pair.read_timeout().unwrap();
+        clone.set_read_timeout(Some(timeout)).unwrap();
+        assert_eq!(a.read_timeout().unwrap(), rounded, "shared with the clone");
+        // Data already there comes back under the shortest timeout.
+        b.write_all(b"ready").unwrap();
+        a.set_read_timeout(Some(Duration::from_nanos(1))).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(a.read(&mut buf).unwrap(), 5);
+        let err = a.read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+        // into_std hands it to std; from_std takes std's back.
+        a.set_read_timeout(Some(timeout)).unwrap();
+        let std_a = a.into_std().unwrap();
+        assert_eq!(std_a.read_timeout().unwrap(), rounded);
+        std_a.set_write_timeout(Some(timeout)).unwrap();
+        let back = UnixStream::from_std(std_a).unwrap();
+        assert_eq!(back.write_timeout().unwrap(), rounded);
+        drop((clone, b));
     });
 }

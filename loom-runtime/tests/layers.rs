@@ -28,7 +28,7 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 /// Layers, bottom first: a module may use modules of its own layer or
 /// below, and its own descendants.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("platform", &["sys", "sys/socket", "list"]),
+    ("platform", &["sys", "sys/signal", "sys/socket", "list"]),
     ("profiling data", &["profiling/record", "profiling/names"]),
     (
         "fiber core",
@@ -55,7 +55,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("sched", &["sched"]),
     ("timer wheel", &["wheel"]),
-    ("op", &["op", "op/fs", "op/net", "op/rw"]),
+    (
+        "op",
+        &["op", "op/fs", "op/net", "op/poll", "op/process", "op/rw"],
+    ),
     (
         "driver",
         &[
@@ -95,6 +98,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "net/addr",
             "net/socket",
             "net/tcp",
+            "net/timeout",
             "net/udp",
             "net/unix",
             "net/unix/addr",
@@ -103,12 +107,26 @@ const LAYERS: &[(&str, &[&str])] = &[
             "net/unix/stream",
             "io",
             "io/fd",
+            "io/private",
+            "io/stdin",
+            "io/stdio",
+            "io/stdout",
             "process",
+            "process/child",
+            "process/command",
+            "process/pidfd",
+            "process/pipes",
+            "process/waitpid",
             "signal",
+            "signal/kqueue",
+            "signal/registry",
+            "signal/signalfd",
             "fs",
+            "fs/dir",
             "fs/file",
             "fs/metadata",
             "fs/open_options",
+            "fs/paths",
             "sync",
             "sync/barrier",
             "sync/chan",

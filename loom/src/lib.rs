@@ -89,8 +89,8 @@
 )]
 
 pub use loom_runtime::{
-    JoinHandle, Runtime, SendJoinHandle, blocking, broadcast, fiber, fs, net, rt, spawn, spawn_on,
-    sync, time, unblock, yield_now,
+    JoinHandle, Runtime, SendJoinHandle, blocking, broadcast, fiber, fs, io, net, process, rt,
+    signal, spawn, spawn_on, sync, time, unblock, yield_now,
 };
 
 mod macro_support;

@@ -166,7 +166,11 @@ impl Pool {
         state.threads += 1;
         let spawned = thread::Builder::new()
             .name("loom-blocking".into())
-            .spawn(move || self.work_loop());
+            .spawn(move || {
+                // A worker never takes a signal meant for a `Signals`.
+                crate::sys::signal::block_loom_thread_signals();
+                self.work_loop()
+            });
         if let Err(e) = spawned {
             state.threads -= 1;
             if state.threads == 0 {

@@ -253,6 +253,20 @@ impl Driver {
         }
     }
 
+    /// Whether an op whose io_uring opcode is `code` waits inside the kernel
+    /// here: on io_uring when this kernel has the opcode. Otherwise — on the
+    /// poll backends, or an opcode newer than the running kernel — `run`
+    /// makes the op's non-blocking `attempt` instead, on readiness or on the
+    /// blocking pool, so a caller whose op only works as a kernel-side wait
+    /// (`waitid` on a pidfd) picks another way to wait.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn has_op(&self, code: u8) -> bool {
+        match self {
+            Driver::Uring(uring) => uring.has_op(code),
+            Driver::Poll(_) => false,
+        }
+    }
+
     /// Prepares a pollable fd (a socket, a pipe) for this backend: blocking
     /// and unregistered on io_uring (the kernel waits inside the op);
     /// non-blocking and registered on the poll backends, whose key the fd's
@@ -311,7 +325,9 @@ impl Driver {
     /// Runs `op` to completion on the host's current fiber and returns the
     /// kernel's result; `source` is the socket's poll registration
     /// (ignored on io_uring). The caller has checked that the fiber is not
-    /// cancelled and that `deadline` has not passed.
+    /// cancelled. An op whose `deadline` has already passed is still tried
+    /// once, so data already there is returned (std's timeouts bound only
+    /// waiting).
     #[inline]
     pub(crate) fn run<O: Op, H: Host>(
         &self,

@@ -353,8 +353,12 @@ impl Poll {
         // Built when the op first waits under a deadline, armed once.
         let mut timer: Option<TimerEntry> = None;
         let mut armed = false;
+        // Once the deadline has passed the op is tried one last time
+        // whatever the readiness bit says, so data already waiting is
+        // returned, as std returns it under any timeout.
+        let mut passed = false;
         let result = loop {
-            if self.is_ready(source, direction) {
+            if passed || self.is_ready(source, direction) {
                 match op.attempt() {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         self.clear_ready(source, direction);
@@ -363,10 +367,14 @@ impl Poll {
                     result => break result,
                 }
             }
+            if passed {
+                break Err(deadline.expect("only a deadline passes").error());
+            }
             if !armed && let Some(deadline) = deadline {
                 armed = host.arm_timer(timer.insert(TimerEntry::new(Some(me))), deadline.at);
                 if !armed {
-                    break Err(deadline.error());
+                    passed = true;
+                    continue;
                 }
             }
             let waiter = Waiter::new(me);
@@ -377,9 +385,7 @@ impl Poll {
             if control.cancelled.get() {
                 break Err(cancelled());
             }
-            if timer.as_ref().is_some_and(TimerEntry::fired) {
-                break Err(deadline.expect("only deadlines arm the timer").error());
-            }
+            passed = timer.as_ref().is_some_and(TimerEntry::fired);
         };
         if let Some(timer) = timer.as_ref().filter(|_| armed) {
             host.disarm_timer(timer);

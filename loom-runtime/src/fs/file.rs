@@ -253,8 +253,9 @@ impl File {
     }
 
     /// Truncates or extends (with zeroes) the file to `size` bytes
-    /// (`ftruncate(2)`, on the blocking pool on every backend). The file
-    /// position is not changed.
+    /// (`ftruncate(2)`: an io_uring op from Linux 6.9, a blocking-pool job
+    /// on older kernels and on the poll backends). The file position is not
+    /// changed.
     ///
     /// # Errors
     /// `InvalidInput` for a size beyond `i64::MAX` or a file not open for
@@ -266,15 +267,12 @@ impl File {
     pub fn set_len(&self, size: u64) -> io::Result<()> {
         let size = libc::off_t::try_from(size)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file size too large"))?;
-        let fd = self.fd();
-        on_pool("File::set_len", || {
-            loop {
-                match syscall!(ftruncate(fd, size)) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    result => return result.map(drop),
-                }
-            }
-        })
+        run_op(
+            "File::set_len",
+            op::Ftruncate::new(self.fd(), size),
+            None,
+            None,
+        )
     }
 
     /// Changes the permission bits (`fchmod(2)`, on the blocking pool).

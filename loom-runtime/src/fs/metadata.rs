@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Information about a file, as std's `fs::Metadata` (which has no public
 /// constructor, hence this type). Returned by [`File::metadata`],
-/// [`metadata`](super::metadata) and [`symlink_metadata`](super::symlink_metadata).
+/// [`metadata`](super::metadata()) and [`symlink_metadata`](super::symlink_metadata).
 ///
 /// Besides std's portable accessors it has those of std's Unix
 /// `MetadataExt` (`mode`, `uid`, `ino`, ...) as plain methods.
@@ -195,6 +195,23 @@ impl FileType {
         }
     }
 
+    /// The type a directory entry's `d_type` names; `None` for
+    /// `DT_UNKNOWN` (file systems that do not record it) and anything
+    /// unexpected, for which the caller must ask the file itself.
+    pub(super) fn from_dirent_type(d_type: u8) -> Option<FileType> {
+        let format = match d_type {
+            libc::DT_REG => S_IFREG,
+            libc::DT_DIR => S_IFDIR,
+            libc::DT_LNK => S_IFLNK,
+            libc::DT_FIFO => S_IFIFO,
+            libc::DT_SOCK => S_IFSOCK,
+            libc::DT_BLK => S_IFBLK,
+            libc::DT_CHR => S_IFCHR,
+            _ => return None,
+        };
+        Some(FileType { format })
+    }
+
     /// A directory.
     pub fn is_dir(&self) -> bool {
         self.format == S_IFDIR
@@ -263,17 +280,12 @@ use format::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFS
 
 #[cfg(target_os = "linux")]
 mod imp {
-    //! Linux: `statx`, as an io_uring op or on the blocking pool.
-
-    use std::os::fd::AsRawFd;
+    //! Linux: `statx`, as an io_uring op or on the blocking pool — one op
+    //! either way, by fd or by path, as std's own `statx` calls.
 
     use super::*;
     use crate::op;
-    use crate::rt::current::{run_op, with_current};
-    use crate::sys::syscall;
-
-    /// What we ask `statx` for; the kernel says in `stx_mask` what it gave.
-    const MASK: u32 = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
+    use crate::rt::current::run_op;
 
     fn zeroed() -> libc::statx {
         // SAFETY: `statx` is a plain C struct of integers, for which all
@@ -289,34 +301,33 @@ mod imp {
         Ok(from_statx(&buf))
     }
 
+    /// `path` relative to `dirfd`; `flags` as `statx(2)`'s.
+    fn of_path_at(what: &str, dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<Metadata> {
+        let mut buf = zeroed();
+        run_op(
+            what,
+            op::Statx::at(dirfd, path, flags, &mut buf),
+            None,
+            None,
+        )?;
+        Ok(from_statx(&buf))
+    }
+
     pub(in crate::fs) fn of_path(path: &CStr, follow: bool) -> io::Result<Metadata> {
-        let what = if follow {
-            "fs::metadata"
+        if follow {
+            of_path_at("fs::metadata", libc::AT_FDCWD, path, 0)
         } else {
-            "fs::symlink_metadata"
-        };
-        let uring = with_current(what, |lp| lp.driver.is_completion_based());
-        if uring {
-            // Three kernel ops, no thread: open the path itself (`O_PATH`,
-            // no read permission needed, works on directories, and with
-            // `O_NOFOLLOW` opens a symlink rather than its target), statx
-            // the fd, close it.
-            let flags = libc::O_PATH | if follow { 0 } else { libc::O_NOFOLLOW };
-            let fd = run_op(what, op::OpenAt::new(path, flags, 0), None, None)?;
-            let metadata = of_fd(fd.as_raw_fd(), what);
-            crate::net::socket::close(fd);
-            metadata
-        } else {
-            let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
-            let mut buf = zeroed();
-            super::super::on_pool(what, || {
-                // SAFETY: `path` is a valid C string and `buf` a valid
-                // statx buffer, both borrowed from this frame, which
-                // outlives the pool job (`blocking::run` waits for it).
-                syscall!(statx(libc::AT_FDCWD, path.as_ptr(), flags, MASK, &mut buf)).map(drop)
-            })?;
-            Ok(from_statx(&buf))
+            let flags = libc::AT_SYMLINK_NOFOLLOW;
+            of_path_at("fs::symlink_metadata", libc::AT_FDCWD, path, flags)
         }
+    }
+
+    /// The entry `name` of the directory open on `dirfd`, not following a
+    /// symbolic link: std's `DirEntry::metadata` on Linux, which asks the
+    /// directory rather than re-resolving the whole path.
+    pub(in crate::fs) fn of_entry(dirfd: RawFd, name: &CStr) -> io::Result<Metadata> {
+        let flags = libc::AT_SYMLINK_NOFOLLOW;
+        of_path_at("DirEntry::metadata", dirfd, name, flags)
     }
 
     fn from_statx(st: &libc::statx) -> Metadata {
@@ -423,4 +434,6 @@ mod imp {
     }
 }
 
+#[cfg(target_os = "linux")]
+pub(super) use imp::of_entry;
 pub(super) use imp::{of_fd, of_path};

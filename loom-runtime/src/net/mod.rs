@@ -19,6 +19,7 @@
 mod addr;
 pub(crate) mod socket;
 mod tcp;
+mod timeout;
 mod udp;
 mod unix;
 

@@ -1,7 +1,7 @@
 //! The fd under every loom socket type, set up for the loop's backend, and
 //! what the socket types share, written once: the calls that move bytes
 //! over a connected stream (TCP and Unix), std's `Read` and `Write` for a
-//! stream type and for references to it, and the read/write timeouts.
+//! stream type and for references to it.
 //!
 //! On io_uring a socket stays in blocking mode: the kernel then parks the
 //! op internally instead of completing it with `EAGAIN`, so `EAGAIN` never
@@ -12,13 +12,13 @@
 //! `!Send`; [`Socket::into_fd`] hands the fd back in blocking mode, as std
 //! expects, for moving it elsewhere.
 
-use std::cell::Cell;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::timeout::{Direction, Timeouts};
 use crate::driver::poll::SourceKey;
 use crate::op::{self, Deadline, Op};
 use crate::rt::current::{in_runtime, run_op, with_current};
@@ -29,10 +29,8 @@ use crate::sys::set_nonblocking;
 pub(crate) struct Socket {
     fd: ManuallyDrop<OwnedFd>,
     source: Option<SourceKey>,
-    /// Bounds on each read / write op, std's `set_read_timeout` and
-    /// `set_write_timeout` (kept here, so every socket type shares them).
-    read_timeout: Cell<Option<Duration>>,
-    write_timeout: Cell<Option<Duration>>,
+    /// Bounds on each read / write op (`net/timeout.rs`).
+    timeouts: Timeouts,
     /// Registered with one thread's loop.
     _not_send: PhantomData<*const ()>,
 }
@@ -40,20 +38,35 @@ pub(crate) struct Socket {
 impl Socket {
     /// `socket(2)` set up for the current loop's backend.
     pub(crate) fn new(domain: i32, kind: i32, what: &str) -> io::Result<Socket> {
-        Socket::adopt(crate::sys::socket(domain, kind)?, what)
+        Socket::with(crate::sys::socket(domain, kind)?, Timeouts::none(), what)
     }
 
-    /// Takes ownership of a socket from elsewhere (std, or `accept`),
-    /// switching it to the blocking mode the backend wants and registering
-    /// it where needed.
+    /// Takes ownership of a socket just made (`socketpair`).
+    pub(crate) fn fresh(fd: OwnedFd, what: &str) -> io::Result<Socket> {
+        Socket::with(fd, Timeouts::none(), what)
+    }
+
+    /// Takes ownership of a socket from std, switching it to the blocking
+    /// mode the backend wants, registering it where needed, and keeping
+    /// the timeouts std set.
     pub(crate) fn adopt(fd: OwnedFd, what: &str) -> io::Result<Socket> {
+        let timeouts = Timeouts::from_kernel(fd.as_raw_fd())?;
+        Socket::with(fd, timeouts, what)
+    }
+
+    /// A connection `accept` returned on this listening socket: it has the
+    /// listener's timeouts, as the kernel's copy does.
+    pub(crate) fn accepted(&self, fd: OwnedFd, what: &str) -> io::Result<Socket> {
+        Socket::with(fd, self.timeouts.inherited(), what)
+    }
+
+    fn with(fd: OwnedFd, timeouts: Timeouts, what: &str) -> io::Result<Socket> {
         crate::sys::prepare_socket(&fd)?;
         let source = with_current(what, |lp| lp.driver.adopt_fd(fd.as_raw_fd()))?;
         Ok(Socket {
             fd: ManuallyDrop::new(fd),
             source,
-            read_timeout: Cell::new(None),
-            write_timeout: Cell::new(None),
+            timeouts,
             _not_send: PhantomData,
         })
     }
@@ -100,13 +113,13 @@ impl Socket {
     /// Runs an op that waits for data, bounded by the read timeout.
     #[track_caller]
     pub(crate) fn run_read<O: Op>(&self, what: &str, op: O) -> io::Result<O::Output> {
-        self.run(what, op, io_deadline(self.read_timeout.get()))
+        self.run(what, op, self.timeouts.deadline(Direction::Read))
     }
 
     /// Runs an op that waits for buffer space, bounded by the write timeout.
     #[track_caller]
     pub(crate) fn run_write<O: Op>(&self, what: &str, op: O) -> io::Result<O::Output> {
-        self.run(what, op, io_deadline(self.write_timeout.get()))
+        self.run(what, op, self.timeouts.deadline(Direction::Write))
     }
 
     /// `recv(2)` with `flags` (0, or `MSG_PEEK`).
@@ -146,29 +159,24 @@ impl Socket {
         self.run_write(what, send)
     }
 
-    /// std's `set_read_timeout`: `None` waits forever; zero is refused.
-    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.read_timeout.set(check_timeout(timeout)?);
-        Ok(())
+    /// std's `set_read_timeout` / `set_write_timeout`.
+    pub(crate) fn set_timeout(
+        &self,
+        direction: Direction,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        self.timeouts.set(self.fd(), direction, timeout)
     }
 
-    /// std's `set_write_timeout`: `None` waits forever; zero is refused.
-    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.write_timeout.set(check_timeout(timeout)?);
-        Ok(())
+    /// std's `read_timeout` / `write_timeout`.
+    pub(crate) fn timeout(&self, direction: Direction) -> Option<Duration> {
+        self.timeouts.get(direction)
     }
 
-    pub(crate) fn read_timeout(&self) -> Option<Duration> {
-        self.read_timeout.get()
-    }
-
-    pub(crate) fn write_timeout(&self) -> Option<Duration> {
-        self.write_timeout.get()
-    }
-
-    /// A duplicate of this socket (`dup`), set up the same way.
+    /// A duplicate of this socket (`dup`), set up the same way; the two
+    /// share their timeouts, as the kernel's copy is shared.
     pub(crate) fn try_clone(&self, what: &str) -> io::Result<Socket> {
-        Socket::adopt(self.fd.try_clone()?, what)
+        Socket::with(self.fd.try_clone()?, self.timeouts.share(), what)
     }
 
     /// Sets an integer socket option.
@@ -213,29 +221,6 @@ pub(crate) fn close(fd: OwnedFd) {
     } else {
         drop(fd);
     }
-}
-
-/// A socket timeout as std stores it: `None` blocks forever, zero is
-/// refused (`InvalidInput`), as std does.
-pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
-    if timeout == Some(Duration::ZERO) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "cannot set a 0 duration timeout",
-        ));
-    }
-    Ok(timeout)
-}
-
-/// The deadline for an op under a read/write `timeout`, failing with
-/// `WouldBlock` (`EAGAIN`) like std's socket timeouts on Unix.
-fn io_deadline(timeout: Option<Duration>) -> Option<Deadline> {
-    timeout.and_then(|t| {
-        Instant::now().checked_add(t).map(|at| Deadline {
-            at,
-            errno: libc::EAGAIN,
-        })
-    })
 }
 
 /// `io::Read` and `io::Write` for a stream type `$t` (with a `socket:
@@ -308,44 +293,3 @@ macro_rules! stream_io {
     };
 }
 pub(crate) use stream_io;
-
-/// The read and write timeouts, as methods of a socket type with a
-/// `socket: Socket` field; expands inside its `impl` block.
-macro_rules! timeouts {
-    () => {
-        /// Bounds every later read or receive: one that waits longer fails
-        /// with `WouldBlock`; `None` waits forever.
-        ///
-        /// # Errors
-        /// `InvalidInput` for a zero duration, like std.
-        pub fn set_read_timeout(
-            &self,
-            timeout: Option<std::time::Duration>,
-        ) -> std::io::Result<()> {
-            self.socket.set_read_timeout(timeout)
-        }
-
-        /// The read timeout.
-        pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
-            Ok(self.socket.read_timeout())
-        }
-
-        /// Bounds every later write or send; see
-        /// [`set_read_timeout`](Self::set_read_timeout).
-        ///
-        /// # Errors
-        /// `InvalidInput` for a zero duration, like std.
-        pub fn set_write_timeout(
-            &self,
-            timeout: Option<std::time::Duration>,
-        ) -> std::io::Result<()> {
-            self.socket.set_write_timeout(timeout)
-        }
-
-        /// The write timeout.
-        pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
-            Ok(self.socket.write_timeout())
-        }
-    };
-}
-pub(crate) use timeouts;

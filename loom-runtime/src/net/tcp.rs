@@ -8,7 +8,8 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use super::addr::{self, ToSocketAddrs};
-use super::socket::{Socket, check_timeout};
+use super::socket::Socket;
+use super::timeout::check_timeout;
 use crate::op::{self, Deadline};
 use crate::sys::syscall;
 
@@ -234,7 +235,8 @@ impl TcpListener {
         ) {
             Ok(fd) => {
                 self.backoff.set(Duration::ZERO);
-                let stream = TcpStream::from_socket(Socket::adopt(fd, "TcpListener::accept")?);
+                let stream =
+                    TcpStream::from_socket(self.socket.accepted(fd, "TcpListener::accept")?);
                 Ok((stream, addr::from_raw(&peer)?))
             }
             Err(e) => {
@@ -416,7 +418,7 @@ impl TcpStream {
             .map(|v| v as u32)
     }
 
-    crate::net::socket::timeouts!();
+    crate::net::timeout::timeouts!();
 
     /// Receives without consuming (`MSG_PEEK`).
     #[track_caller]

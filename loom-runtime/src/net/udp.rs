@@ -207,7 +207,7 @@ impl UdpSocket {
             .map(|v| v as u32)
     }
 
-    crate::net::socket::timeouts!();
+    crate::net::timeout::timeouts!();
 
     /// Reads and clears `SO_ERROR`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {

@@ -8,14 +8,20 @@
 mod fs;
 mod net;
 mod poll;
+#[cfg(target_os = "linux")]
+mod process;
 mod rw;
 
 pub(crate) use crate::sys::RawAddr;
 #[cfg(target_os = "linux")]
 pub(crate) use fs::Statx;
-pub(crate) use fs::{Close, Fsync, OpenAt};
+pub(crate) use fs::{
+    Close, Fsync, Ftruncate, LinkAt, MkDirAt, OpenAt, RenameAt, SymlinkAt, UnlinkAt,
+};
 pub(crate) use net::{Accept, Connect, RecvFrom, SendMsg, SendTo, Shutdown};
 pub(crate) use poll::WaitReadable;
+#[cfg(target_os = "linux")]
+pub(crate) use process::{WaitId, empty_siginfo, reap_if_exited};
 pub(crate) use rw::{MAX_IOVECS, Read, ReadAt, Readv, Recv, Send, Write, WriteAt, Writev};
 
 use std::io;

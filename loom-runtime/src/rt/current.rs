@@ -1,7 +1,7 @@
 //! The loop running on this thread, as the modules above `rt` reach it:
 //! [`with_current`] and its variants, the running fiber, and [`run_op`],
 //! which runs an op on the calling fiber — the loop's own checks (a
-//! cancelled fiber, a deadline already passed), then the loop's driver,
+//! cancelled fiber), then the loop's driver,
 //! which keeps the op alive until the kernel is done with it (`Driver::run`
 //! and the backend files under `driver/`). Only this file hands the event
 //! loop to the driver, as its [`Host`].
@@ -140,11 +140,6 @@ pub(crate) fn run_op<O: Op>(
     let result = with_current(what, |lp| {
         if lp.current_fiber(what).cancelled.get() {
             return Err(lp.refuse_cancelled());
-        }
-        if let Some(deadline) = deadline
-            && deadline.at <= Instant::now()
-        {
-            return Err(deadline.error());
         }
         lp.driver.run(lp, &mut op, source, deadline)
     });

@@ -449,6 +449,9 @@ impl Runtime {
                 thread::Builder::new()
                     .name(format!("loom-loop-{index}"))
                     .spawn(move || {
+                        // Before any fiber runs: a loop never takes a
+                        // signal meant for a `loom::signal::Signals`.
+                        crate::sys::signal::block_loom_thread_signals();
                         run_loop::<()>(parts, config, index, shared, |_| None);
                     })
                     .unwrap_or_else(|e| {

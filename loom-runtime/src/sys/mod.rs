@@ -4,11 +4,12 @@
 
 use std::io;
 
+pub(crate) mod signal;
 mod socket;
 
 pub(crate) use socket::{
-    MSG_NOSIGNAL, RawAddr, accept, getsockopt, peer_cred, prepare as prepare_socket, setsockopt,
-    socket, socketpair, take_socket_error,
+    MSG_NOSIGNAL, RawAddr, accept, getsockopt, peer_cred, prepare as prepare_socket,
+    set_socket_timeout, setsockopt, socket, socket_timeout, socketpair, take_socket_error,
 };
 
 /// Calls a libc function and turns the C convention (`-1` plus `errno`) into

@@ -8,6 +8,7 @@ use std::io;
 #[cfg(target_vendor = "apple")]
 use std::os::fd::AsRawFd;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 #[cfg(target_vendor = "apple")]
 use super::set_nonblocking;
@@ -232,4 +233,41 @@ pub(crate) fn peer_cred(_fd: RawFd) -> io::Result<PeerCred> {
         io::ErrorKind::Unsupported,
         "peer credentials are not supported on this platform",
     ))
+}
+
+/// Sets `SO_RCVTIMEO` or `SO_SNDTIMEO` (`name`) as std does: `None` is a
+/// zero `timeval` (no timeout); a duration below a microsecond is rounded
+/// up to one, since zero would mean none.
+pub(crate) fn set_socket_timeout(
+    fd: RawFd,
+    name: i32,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    let timeval = match timeout {
+        None => libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        Some(timeout) => {
+            let tv_sec = libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX);
+            let mut tv_usec = timeout.subsec_micros() as libc::suseconds_t;
+            if tv_sec == 0 && tv_usec == 0 {
+                tv_usec = 1;
+            }
+            libc::timeval { tv_sec, tv_usec }
+        }
+    };
+    setsockopt(fd, libc::SOL_SOCKET, name, timeval)
+}
+
+/// Reads `SO_RCVTIMEO` or `SO_SNDTIMEO` (`name`) as the kernel keeps it
+/// (Linux rounds it to its clock tick): `None` for no timeout.
+pub(crate) fn socket_timeout(fd: RawFd, name: i32) -> io::Result<Option<Duration>> {
+    let zero = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let timeval: libc::timeval = getsockopt(fd, libc::SOL_SOCKET, name, zero)?;
+    Ok((timeval.tv_sec != 0 || timeval.tv_usec != 0)
+        .then(|| Duration::new(timeval.tv_sec as u64, timeval.tv_usec as u32 * 1000)))
 }

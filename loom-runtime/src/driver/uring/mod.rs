@@ -142,6 +142,13 @@ impl Uring {
         let armed = (timer.as_ref().zip(deadline))
             .is_some_and(|(timer, deadline)| host.arm_timer(timer, deadline.at));
         let mut gave_up: Option<io::Error> = None;
+        if let Some(deadline) = deadline.filter(|_| !armed) {
+            // Already past it: the op still gets its one try — the kernel
+            // issues it before the cancel behind it — so data already
+            // waiting is returned, as std returns it under any timeout.
+            gave_up = Some(deadline.error());
+            self.cancel(&completion, host.sched());
+        }
         let raw = loop {
             host.sched().suspend();
             if let Some(raw) = completion.result() {
@@ -165,6 +172,12 @@ impl Uring {
             (Err(_), Some(error)) => Err(error),
             (result, _) => result,
         }
+    }
+
+    /// Whether this kernel runs `code` as a ring op; [`Uring::run`] sends
+    /// the attempt of an op it lacks to the blocking pool instead.
+    pub(crate) fn has_op(&self, code: u8) -> bool {
+        self.opcodes.has(code)
     }
 
     /// Whether a ring with every opcode loom needs can be created here.

@@ -219,7 +219,7 @@ impl UnixDatagram {
         self.socket.run("UnixDatagram::shutdown", shutdown, None)
     }
 
-    crate::net::socket::timeouts!();
+    crate::net::timeout::timeouts!();
 
     /// Reads and clears `SO_ERROR`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {

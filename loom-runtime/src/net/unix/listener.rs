@@ -113,7 +113,8 @@ impl UnixListener {
         ) {
             Ok(fd) => {
                 self.backoff.set(Duration::ZERO);
-                let stream = UnixStream::from_socket(Socket::adopt(fd, "UnixListener::accept")?);
+                let stream =
+                    UnixStream::from_socket(self.socket.accepted(fd, "UnixListener::accept")?);
                 Ok((stream, raw_to_std(&peer)?))
             }
             Err(e) => {

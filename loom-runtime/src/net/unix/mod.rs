@@ -56,7 +56,7 @@ fn connect_now(socket: &Socket, raw: &RawAddr) -> io::Result<()> {
 /// A connected pair of sockets of `kind`, set up for the loop's backend.
 fn socket_pair(kind: i32, what: &str) -> io::Result<(Socket, Socket)> {
     let (a, b) = crate::sys::socketpair(kind)?;
-    Ok((Socket::adopt(a, what)?, Socket::adopt(b, what)?))
+    Ok((Socket::fresh(a, what)?, Socket::fresh(b, what)?))
 }
 
 fd_impls!(UnixListener, UnixStream, UnixDatagram);

@@ -165,7 +165,7 @@ impl UnixStream {
         self.socket.run("UnixStream::shutdown", shutdown, None)
     }
 
-    crate::net::socket::timeouts!();
+    crate::net::timeout::timeouts!();
 
     /// Receives without consuming (`MSG_PEEK`).
     #[track_caller]
