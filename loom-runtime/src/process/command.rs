@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
 
@@ -18,6 +19,12 @@ use crate::rt::current::with_current;
 /// Spawning is std's own `spawn`, run on the blocking pool: it returns as
 /// soon as the new program has started, or with std's error if it could
 /// not (a missing program is `NotFound`).
+///
+/// The child starts with no signal blocked and the default action for
+/// any signal loom set to be ignored, whatever the spawning thread's mask
+/// (loom's threads block the signals `loom::signal` may take over, and a
+/// blocked mask would otherwise survive `exec`). That is a `pre_exec`
+/// hook, so std forks rather than using `posix_spawn`.
 ///
 /// Unix settings std has in `CommandExt` (`uid`, `process_group`,
 /// `pre_exec`, ...) are reached through [`as_std_mut`](Command::as_std_mut).
@@ -49,8 +56,12 @@ impl Command {
     /// path), with no arguments, this process's environment and working
     /// directory, and stdio inherited by `spawn` and `status`.
     pub fn new<S: AsRef<OsStr>>(program: S) -> Command {
+        let mut inner = std::process::Command::new(program);
+        // SAFETY: the hook runs in the child between fork and exec and
+        // makes only async-signal-safe calls (`reset_for_exec`).
+        unsafe { inner.pre_exec(crate::sys::signal::reset_for_exec) };
         Command {
-            inner: std::process::Command::new(program),
+            inner,
             stdin_set: false,
             stdout_set: false,
             stderr_set: false,

@@ -120,5 +120,6 @@ fn ignore_default_action(signal: c_int) -> io::Result<()> {
     ignore.sa_sigaction = libc::SIG_IGN;
     // SAFETY: a valid signal number and an initialised action.
     syscall!(sigaction(signal, &ignore, ptr::null_mut()))?;
+    crate::sys::signal::note_ignored(signal);
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! threads block and the set `Signals` accepts can never drift apart.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use libc::c_int;
 
@@ -180,6 +181,44 @@ pub(crate) fn block_loom_thread_signals() {
 /// inherited by the processes these threads start.
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn block_loom_thread_signals() {}
+
+/// Signals loom set to `SIG_IGN` (on kqueue platforms, where that is how
+/// `EVFILT_SIGNAL` keeps a default action from ending the process), which a
+/// child process must not inherit through `exec`.
+static IGNORED_BY_LOOM: AtomicU64 = AtomicU64::new(0);
+
+/// Records that loom set `signal` to `SIG_IGN`.
+#[cfg_attr(
+    target_os = "linux",
+    expect(dead_code, reason = "kqueue platforms ignore signals; Linux blocks them")
+)]
+pub(crate) fn note_ignored(signal: c_int) {
+    IGNORED_BY_LOOM.fetch_or(1 << (signal - 1), Ordering::Relaxed);
+}
+
+/// Puts a child process back into the signal state it would have had
+/// without loom — every signal unblocked, and the default action for each
+/// one loom ignored — since a blocked mask and `SIG_IGN` survive `exec`
+/// (loom's threads block every catchable signal, and the thread that made
+/// a `Signals` blocks its set). std's `Command` resets neither.
+///
+/// Runs in the child between `fork` and `exec`, so it makes only
+/// async-signal-safe calls and allocates nothing.
+pub(crate) fn reset_for_exec() -> io::Result<()> {
+    let empty = SignalSet(0).to_sigset();
+    // SAFETY: `empty` is an initialised sigset_t; a null old set is
+    // allowed.
+    let error = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) };
+    if error != 0 {
+        return Err(io::Error::from_raw_os_error(error));
+    }
+    for signal in SignalSet(IGNORED_BY_LOOM.load(Ordering::Relaxed)).iter() {
+        // SAFETY: a valid signal number (it was set to SIG_IGN before);
+        // signal(2) is async-signal-safe.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
