@@ -503,3 +503,24 @@ fn open_pty() -> (OwnedFd, OwnedFd) {
     assert_eq!(set, 0, "tcsetattr: {}", std::io::Error::last_os_error());
     (master, slave)
 }
+
+#[test]
+fn the_output_locks_are_re_entrant_like_std() {
+    loom_tests::on_each_backend(|| {
+        let mut outer = loom::io::stderr().lock();
+        // A second lock, and a write through another handle, by the same
+        // fiber: std's stdout/stderr locks allow it, and so must loom's
+        // (a deadlock would be cancelled by the loop, failing the writes).
+        let mut inner = loom::io::stderr().lock();
+        inner.write_all(b"").unwrap();
+        write!(loom::io::stderr(), "").unwrap();
+        drop(inner);
+        outer.write_all(b"").unwrap();
+        // Another fiber waits for the outer lock, then gets it.
+        let other = loom::spawn(|| loom::io::stderr().lock().write_all(b"").is_ok());
+        loom::yield_now();
+        assert!(!other.is_finished());
+        drop(outer);
+        assert!(other.join().unwrap());
+    });
+}

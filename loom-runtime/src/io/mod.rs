@@ -78,8 +78,10 @@
 //!   std's line-buffered stdout. Each stream has a process-wide lock held
 //!   for each call (or by [`Stdout::lock`]), so one `writeln!` never
 //!   interleaves with another fiber's.
-//! - The locks are not re-entrant: a fiber holding one and taking it again
-//!   (through another handle) waits forever.
+//! - [`Stdout`]'s and [`Stderr`]'s locks are re-entrant, as std's are: a
+//!   fiber holding [`Stdout::lock`] may still write through another
+//!   handle. [`Stdin`]'s is not (nor is std's): a fiber that locks stdin
+//!   again while holding it waits forever.
 //!
 //! # Mixing with std's handles
 //!

@@ -6,6 +6,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::stdio::{self, Stream};
 use crate::sync::{Mutex, MutexGuard};
@@ -15,8 +16,76 @@ use crate::sys::cancelled;
 /// ordinary length goes out in a single `write(2)`.
 const GATHER: usize = 1024;
 
-static STDOUT: LazyLock<Mutex<()>> = LazyLock::new(Mutex::default);
-static STDERR: LazyLock<Mutex<()>> = LazyLock::new(Mutex::default);
+static STDOUT: LazyLock<StreamLock> = LazyLock::new(StreamLock::default);
+static STDERR: LazyLock<StreamLock> = LazyLock::new(StreamLock::default);
+
+/// An output stream's process-wide lock, re-entrant for its holder — a
+/// fiber, or a plain thread — as std's stdout lock is, so a fiber holding
+/// [`Stdout::lock`] can still `writeln!(stdout(), ..)` from code it calls.
+#[derive(Default)]
+struct StreamLock {
+    mutex: Mutex<()>,
+    /// The holder's identity (see [`holder`]) while `mutex` is held, else 0.
+    owner: AtomicUsize,
+}
+
+/// Who is asking for a lock: the running fiber's control block, or (in a
+/// plain thread, or in loop code) a thread-local's address — both unique
+/// among the holders alive at one time.
+fn holder() -> usize {
+    thread_local! {
+        static THREAD: u8 = const { 0 };
+    }
+    match crate::rt::current::try_with_current(|lp| lp.sched.current()) {
+        Some(Some(fiber)) => fiber.as_ptr() as usize,
+        _ => THREAD.with(|mark| std::ptr::from_ref(mark) as usize),
+    }
+}
+
+/// A taken [`StreamLock`].
+enum Held {
+    /// The outermost lock of its holder, which releases the stream.
+    Outer {
+        _guard: MutexGuard<'static, ()>,
+        owner: &'static AtomicUsize,
+    },
+    /// Taken again by the holder of an `Outer`.
+    Nested,
+    /// The fiber was cancelled while waiting for the lock.
+    Cancelled,
+}
+
+impl StreamLock {
+    fn lock(&'static self) -> Held {
+        let me = holder();
+        // Relaxed: only this holder ever stores its own identity (while it
+        // holds the mutex) and clears it before releasing, so reading its
+        // own identity here can only mean it holds the lock now.
+        if self.owner.load(Ordering::Relaxed) == me {
+            return Held::Nested;
+        }
+        match self.mutex.lock() {
+            Ok(guard) => {
+                self.owner.store(me, Ordering::Relaxed);
+                Held::Outer {
+                    _guard: guard,
+                    owner: &self.owner,
+                }
+            }
+            Err(_) => Held::Cancelled,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Held::Outer { owner, .. } = self {
+            // Before the guard (a field, dropped after this) releases the
+            // mutex.
+            owner.store(0, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Writes `bytes` to `stream`, all of it unless an error stops it.
 fn write_all(stream: Stream, mut bytes: &[u8]) -> io::Result<()> {
@@ -128,7 +197,8 @@ macro_rules! output {
         /// holds nothing and every write returns the cancellation error
         /// ([`crate::fiber::is_cancelled`]).
         pub struct $lock<'a> {
-            guard: Option<MutexGuard<'a, ()>>,
+            held: Held,
+            _stream: std::marker::PhantomData<&'a ()>,
         }
 
         #[doc = concat!("A handle to the process's ", $name, "; see [`", stringify!($handle), "`].")]
@@ -151,8 +221,8 @@ macro_rules! output {
             /// Locks the stream for this fiber (waiting for another
             /// holder), so a series of writes comes out together.
             ///
-            /// The lock is not re-entrant (std's is): writing through
-            #[doc = concat!("another `", stringify!($handle), "` handle while this fiber holds the lock waits forever.")]
+            /// The lock is re-entrant, as std's is: the fiber holding it
+            #[doc = concat!("may still write through another `", stringify!($handle), "` handle.")]
             ///
             /// # Examples
             ///
@@ -169,7 +239,8 @@ macro_rules! output {
             #[track_caller]
             pub fn lock(&self) -> $lock<'static> {
                 $lock {
-                    guard: $mutex.lock().ok(),
+                    held: $mutex.lock(),
+                    _stream: std::marker::PhantomData,
                 }
             }
         }
@@ -212,7 +283,10 @@ macro_rules! output {
 
         impl $lock<'_> {
             fn check(&self) -> io::Result<()> {
-                self.guard.as_ref().map(drop).ok_or_else(cancelled)
+                match self.held {
+                    Held::Cancelled => Err(cancelled()),
+                    Held::Outer { .. } | Held::Nested => Ok(()),
+                }
             }
         }
 
@@ -274,7 +348,7 @@ macro_rules! output {
         impl fmt::Debug for $lock<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($lock))
-                    .field("locked", &self.guard.is_some())
+                    .field("locked", &!matches!(self.held, Held::Cancelled))
                     .finish_non_exhaustive()
             }
         }

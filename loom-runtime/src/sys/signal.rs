@@ -190,7 +190,10 @@ static IGNORED_BY_LOOM: AtomicU64 = AtomicU64::new(0);
 /// Records that loom set `signal` to `SIG_IGN`.
 #[cfg_attr(
     target_os = "linux",
-    expect(dead_code, reason = "kqueue platforms ignore signals; Linux blocks them")
+    expect(
+        dead_code,
+        reason = "kqueue platforms ignore signals; Linux blocks them"
+    )
 )]
 pub(crate) fn note_ignored(signal: c_int) {
     IGNORED_BY_LOOM.fetch_or(1 << (signal - 1), Ordering::Relaxed);
