@@ -69,11 +69,14 @@
 //! `Signals` on that thread's loop.
 //!
 //! A child process starts with the mask of the thread that forked it, and
-//! keeps it across `exec`; `std::process::Command` does not reset it. A
-//! child started from a loom thread, or from a thread that blocks signals
-//! for a `Signals`, therefore starts with them blocked, and a SIGTERM sent
-//! to it stays pending. Clear the mask in the child where that matters
-//! (`CommandExt::pre_exec` with `pthread_sigmask(SIG_SETMASK, <empty>)`).
+//! keeps it across `exec`. [`crate::process::Command`] gives its children
+//! an empty mask back (and the default action of any signal loom set to
+//! `SIG_IGN`); `std::process::Command` does not, so a child it starts from
+//! a loom thread, or from a thread that blocks signals for a `Signals`,
+//! starts with them blocked, and a SIGTERM sent to it stays pending. Clear
+//! the mask in such a child where that matters (`CommandExt::pre_exec`
+//! with `pthread_sigmask(SIG_SETMASK, <empty>)`), or spawn it with
+//! `loom::process`.
 //!
 //! # One receiver per signal
 //!
@@ -110,7 +113,7 @@
 //! the `Signals` is dropped; a signal sent while no `Signals` exists is
 //! then lost. Thread masks play no part there, and loom's threads leave
 //! theirs alone; child processes inherit `SIG_IGN` across `exec`, as they
-//! inherit a mask on Linux.
+//! inherit a mask on Linux (`loom::process` resets both).
 
 use std::io;
 
