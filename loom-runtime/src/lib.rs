@@ -23,6 +23,9 @@
 //! - `blocking` — the thread pool behind `unblock` and files on the poll
 //!   backends;
 //! - `sync` — fiber-aware locks and channels, local and cross-thread;
+//! - `future` — `block_on`: any `Future` on the calling fiber, woken from
+//!   any thread; `compat` — bridges to async runtimes (`compat::tokio`,
+//!   feature `tokio`);
 //! - `profiling` — Tracy zones (feature `tracy`), kept well nested across
 //!   fiber switches;
 //! - `list`, `sys` — the intrusive list and the thin libc helpers everything
@@ -34,10 +37,12 @@
 )]
 
 pub mod blocking;
+pub mod compat;
 mod context;
 mod driver;
 pub mod fiber;
 pub mod fs;
+pub mod future;
 pub mod io;
 mod list;
 pub mod net;
@@ -55,4 +60,5 @@ mod wheel;
 
 pub use blocking::unblock;
 pub use fiber::{JoinHandle, spawn, yield_now};
+pub use future::{block_on, try_block_on};
 pub use rt::{Runtime, SendJoinHandle, broadcast, spawn_on};

@@ -75,6 +75,21 @@
 //!
 //! Without either, a zone is a zero-sized value and Tracy is not built.
 //!
+//! - `tokio`: [`compat`]`::tokio`, a bridge that runs tokio-bound futures
+//!   (`reqwest`, `redis`, ...) on a shared background tokio runtime while
+//!   only the calling fiber waits, and `rt::Builder::tokio_threads`.
+//!
+//! ## Calling async code
+//!
+//! [`block_on`] runs any runtime-agnostic `Future`
+//! on the calling fiber — `futures`/`async-channel` channels,
+//! `event-listener`, a [`SendJoinHandle`] — parking only that fiber while
+//! it is pending; its waker works from any thread. [`try_block_on`] is the
+//! same but returns `ECANCELED` when the fiber is cancelled. Futures that
+//! need tokio's reactor or timers go through `compat::tokio::block_on`
+//! (feature `tokio`). The other way round, a [`SendJoinHandle`] is a
+//! `Future`: async code can `.await` a fiber.
+//!
 //! ## Limits
 //!
 //! Every resource is bounded and configured on [`rt::Builder`]: stacks
@@ -89,8 +104,8 @@
 )]
 
 pub use loom_runtime::{
-    JoinHandle, Runtime, SendJoinHandle, blocking, broadcast, fiber, fs, io, net, process, rt,
-    signal, spawn, spawn_on, sync, time, unblock, yield_now,
+    JoinHandle, Runtime, SendJoinHandle, block_on, blocking, broadcast, compat, fiber, fs, future,
+    io, net, process, rt, signal, spawn, spawn_on, sync, time, try_block_on, unblock, yield_now,
 };
 
 mod macro_support;

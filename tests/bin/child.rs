@@ -24,6 +24,8 @@ fn main() {
         "guard-budget" => guard_budget(),
         "emfile" => emfile(),
         "uring-denied" => uring_denied(),
+        "scope-shutdown" => scope_shutdown(),
+        "scope-child-panic" => scope_child_panic(),
         other => panic!("unknown scenario {other:?}"),
     }
 }
@@ -484,4 +486,133 @@ fn uring_denied() {
         let err = command.exec();
         panic!("exec failed: {err}");
     }
+}
+
+/// What `scope_shutdown` reads after its runtime ended.
+#[derive(Default)]
+struct ScopeReport {
+    /// The cooperative scope's events, in order.
+    events: std::cell::RefCell<Vec<&'static str>>,
+    /// Where the stubborn scope's fiber keeps `SCOPE_SENTINEL` and the
+    /// counter its scoped fiber bumps.
+    sentinel_at: Cell<usize>,
+    counter_at: Cell<usize>,
+    stubborn_scope_returned: Cell<bool>,
+    stubborn_frame_dropped: Cell<bool>,
+}
+
+const SCOPE_SENTINEL: u64 = 0x5c09_e5c0_9e5c_09e5;
+
+/// Marks its frame's destructors as run.
+struct FrameDropped(Rc<ScopeReport>);
+
+impl Drop for FrameDropped {
+    fn drop(&mut self) {
+        self.0.stubborn_frame_dropped.set(true);
+    }
+}
+
+/// The main fiber returns while two fibers have a `loom::fiber::scope`
+/// open. In one, the scoped fibers are cancelled by the shutdown — one
+/// keeps working a while after it — and the scope returns only after both
+/// finished. In the other, a scoped fiber ignores cancellation: both it and
+/// the scope's fiber are abandoned, their stacks leaked — still mapped,
+/// never unwound. Must exit 0 under both panic strategies.
+fn scope_shutdown() {
+    let report = Rc::new(ScopeReport::default());
+    let seen = report.clone();
+    let rt = loom::Runtime::builder()
+        .fibers(16)
+        .shutdown_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    rt.run(move || {
+        let cooperative = seen.clone();
+        drop(loom::spawn(move || {
+            let events = &cooperative.events;
+            let borrowed = String::from("on the scope's stack");
+            loom::fiber::scope(|s| {
+                s.spawn(|| {
+                    let slept = loom::time::sleep(Duration::from_secs(3600));
+                    if slept.is_err_and(|e| loom::fiber::is_cancelled(&e)) {
+                        events.borrow_mut().push("sleeper cancelled");
+                    }
+                });
+                s.spawn(|| {
+                    let _ = loom::time::sleep(Duration::from_secs(3600));
+                    // Work on after the cancellation, still borrowing.
+                    let until = std::time::Instant::now() + Duration::from_millis(20);
+                    while std::time::Instant::now() < until {
+                        assert_eq!(borrowed.len(), 20);
+                        loom::yield_now();
+                    }
+                    events.borrow_mut().push("worker done");
+                });
+                let _ = loom::time::sleep(Duration::from_secs(3600));
+            });
+            events.borrow_mut().push("scope returned");
+        }));
+        let stubborn = seen.clone();
+        drop(loom::spawn(move || {
+            let _frame = FrameDropped(stubborn.clone());
+            let sentinel = black_box(SCOPE_SENTINEL);
+            let counter = Cell::new(0u64);
+            stubborn
+                .sentinel_at
+                .set(std::ptr::from_ref(&sentinel) as usize);
+            stubborn.counter_at.set(counter.as_ptr() as usize);
+            loom::fiber::scope(|s| {
+                s.spawn(|| {
+                    loop {
+                        counter.set(counter.get() + 1);
+                        let _ = loom::time::sleep(Duration::from_millis(1));
+                        loom::yield_now();
+                    }
+                });
+            });
+            stubborn.stubborn_scope_returned.set(true);
+        }));
+        loom::yield_now();
+    });
+    assert_eq!(
+        *report.events.borrow(),
+        ["sleeper cancelled", "worker done", "scope returned"]
+    );
+    assert!(
+        !report.stubborn_scope_returned.get(),
+        "abandoned, not returned"
+    );
+    assert!(
+        !report.stubborn_frame_dropped.get(),
+        "an abandoned fiber's frame is never unwound"
+    );
+    // SAFETY: the addresses are of locals in the abandoned scope's frame,
+    // whose stack loom leaks, never unmaps or reuses — what this checks.
+    let (sentinel, counter) = unsafe {
+        (
+            std::ptr::read_volatile(report.sentinel_at.get() as *const u64),
+            std::ptr::read_volatile(report.counter_at.get() as *const u64),
+        )
+    };
+    assert_eq!(sentinel, SCOPE_SENTINEL);
+    assert!(counter > 0, "the stubborn scoped fiber ran");
+    println!("scope shutdown ok");
+}
+
+/// A scoped fiber panics while another is still working: the scope panics
+/// once the other finished (unwind), or the process aborts at once (abort).
+fn scope_child_panic() {
+    let rt = loom::Runtime::builder().fibers(16).build().unwrap();
+    rt.run(|| {
+        let finished = Cell::new(false);
+        loom::fiber::scope(|s| {
+            s.spawn(|| {
+                loom::time::sleep(Duration::from_millis(20)).unwrap();
+                finished.set(true);
+                println!("the other scoped fiber finished");
+            });
+            s.spawn(|| panic!("boom in a scoped fiber"));
+        });
+        unreachable!("the scope panics or the process aborts");
+    });
 }

@@ -8,6 +8,9 @@
 //! those it runs uninterrupted, so thread-locals are sound inside fibers, but
 //! a `RefCell` borrow must not be held across a blocking call.
 //!
+//! [`scope`] spawns fibers that may borrow from the caller's stack, as
+//! [`std::thread::scope`] does for threads.
+//!
 //! # Examples
 //!
 //! ```
@@ -21,10 +24,12 @@
 //! ```
 
 mod join;
+mod scope;
 
 use std::io;
 
 pub use self::join::JoinHandle;
+pub use self::scope::{Scope, ScopedJoinHandle, scope};
 use crate::rt::current::with_current;
 use crate::stack::control::FiberName;
 pub use crate::stack::control::{Fiber, FiberId, MAX_NAME_BYTES};
@@ -147,6 +152,51 @@ impl Builder {
         let event_loop = crate::rt::current::current_rc("loom::spawn");
         let spawned = event_loop.spawn(self.name, stack_bytes, f)?;
         Ok(JoinHandle::new(event_loop, spawned))
+    }
+
+    /// Spawns the fiber in `scope` (see [`Scope::spawn`]), reporting
+    /// failures as errors, like [`std::thread::Builder::spawn_scoped`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::spawn`].
+    ///
+    /// # Panics
+    ///
+    /// If called from a fiber of another loop than the scope's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// loom::Runtime::builder().build()?.run(|| -> std::io::Result<()> {
+    ///     let mut total = 0;
+    ///     loom::fiber::scope(|s| -> std::io::Result<()> {
+    ///         loom::fiber::Builder::new()
+    ///             .name("adder")
+    ///             .stack_size(32 * 1024)
+    ///             .spawn_scoped(s, || total += 5)?;
+    ///         Ok(())
+    ///     })?;
+    ///     assert_eq!(total, 5);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn spawn_scoped<'scope, 'env, F, T>(
+        self,
+        scope: &'scope Scope<'scope, 'env>,
+        f: F,
+    ) -> io::Result<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + 'scope,
+        T: 'scope,
+    {
+        let stack_bytes = self
+            .stack_bytes
+            .map(crate::stack::pool::validate_stack_bytes)
+            .transpose()?;
+        scope.spawn_with(self.name, stack_bytes, f)
     }
 }
 

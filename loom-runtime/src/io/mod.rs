@@ -63,6 +63,10 @@
 //! cancelled read had already taken stay in [`Stdin`]'s buffer for the
 //! next reader.
 //!
+//! A call-tree deadline ([`crate::time::with_deadline`]) ends the same
+//! waits the same way, with an error of kind `TimedOut` (waiting for the
+//! stream's lock included); a call on the blocking pool runs on past it.
+//!
 //! # Buffering and locking
 //!
 //! - [`Stdin`] has one buffer (8 KiB, as std's) for the whole process

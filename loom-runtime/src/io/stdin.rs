@@ -8,7 +8,6 @@ use std::sync::LazyLock;
 
 use super::stdio::{self, Stream};
 use crate::sync::{Mutex, MutexGuard};
-use crate::sys::cancelled;
 
 /// std's stdin buffer size: a read fetches up to this much.
 const CAPACITY: usize = 8 * 1024;
@@ -63,9 +62,12 @@ pub struct Stdin {
 ///
 /// If the fiber was cancelled while waiting for the lock, the lock holds
 /// nothing and every call returns the cancellation error
-/// ([`crate::fiber::is_cancelled`]).
+/// ([`crate::fiber::is_cancelled`]); if its call-tree deadline
+/// ([`crate::time::with_deadline`]) passed, every call returns `TimedOut`.
 pub struct StdinLock<'a> {
-    guard: Option<MutexGuard<'a, Buffer>>,
+    /// The errno of the refused lock's error otherwise, so that making it
+    /// again allocates nothing.
+    guard: Result<MutexGuard<'a, Buffer>, i32>,
 }
 
 /// A handle to the process's standard input. Cheap: the buffer is shared
@@ -109,7 +111,9 @@ impl Stdin {
     #[track_caller]
     pub fn lock(&self) -> StdinLock<'static> {
         StdinLock {
-            guard: BUFFER.lock().ok(),
+            guard: BUFFER
+                .lock()
+                .map_err(|e| e.raw_os_error().unwrap_or(libc::ETIMEDOUT)),
         }
     }
 
@@ -119,7 +123,8 @@ impl Stdin {
     ///
     /// # Errors
     /// As [`BufRead::read_line`] (`InvalidData` if the line is not UTF-8);
-    /// the cancellation error if the fiber is cancelled while waiting.
+    /// the cancellation error if the fiber is cancelled while waiting,
+    /// `TimedOut` if its call-tree deadline passes first.
     ///
     /// # Examples
     ///
@@ -199,7 +204,9 @@ impl Read for Stdin {
 
 impl StdinLock<'_> {
     fn buffer(&mut self) -> io::Result<&mut Buffer> {
-        self.guard.as_deref_mut().ok_or_else(cancelled)
+        self.guard
+            .as_deref_mut()
+            .map_err(|errno| io::Error::from_raw_os_error(*errno))
     }
 }
 
@@ -309,7 +316,7 @@ impl fmt::Debug for Stdin {
 impl fmt::Debug for StdinLock<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StdinLock")
-            .field("locked", &self.guard.is_some())
+            .field("locked", &self.guard.is_ok())
             .finish_non_exhaustive()
     }
 }

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::stdio::{self, Stream};
 use crate::sync::{Mutex, MutexGuard};
-use crate::sys::cancelled;
 
 /// How much of one `write!` is gathered before it is written: a line of
 /// ordinary length goes out in a single `write(2)`.
@@ -51,8 +50,10 @@ enum Held {
     },
     /// Taken again by the holder of an `Outer`.
     Nested,
-    /// The fiber was cancelled while waiting for the lock.
-    Cancelled,
+    /// The fiber was cancelled, or its call-tree deadline passed, while
+    /// it waited for the lock: the error every call then returns, kept as
+    /// its errno so that making it again allocates nothing.
+    Refused(i32),
 }
 
 impl StreamLock {
@@ -72,7 +73,7 @@ impl StreamLock {
                     owner: &self.owner,
                 }
             }
-            Err(_) => Held::Cancelled,
+            Err(e) => Held::Refused(e.raw_os_error().unwrap_or(libc::ETIMEDOUT)),
         }
     }
 }
@@ -195,7 +196,8 @@ macro_rules! output {
         ///
         /// If the fiber was cancelled while waiting for the lock, the lock
         /// holds nothing and every write returns the cancellation error
-        /// ([`crate::fiber::is_cancelled`]).
+        /// ([`crate::fiber::is_cancelled`]); if its call-tree deadline
+        /// ([`crate::time::with_deadline`]) passed, `TimedOut`.
         pub struct $lock<'a> {
             held: Held,
             _stream: std::marker::PhantomData<&'a ()>,
@@ -284,7 +286,7 @@ macro_rules! output {
         impl $lock<'_> {
             fn check(&self) -> io::Result<()> {
                 match self.held {
-                    Held::Cancelled => Err(cancelled()),
+                    Held::Refused(errno) => Err(io::Error::from_raw_os_error(errno)),
                     Held::Outer { .. } | Held::Nested => Ok(()),
                 }
             }
@@ -348,7 +350,7 @@ macro_rules! output {
         impl fmt::Debug for $lock<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($lock))
-                    .field("locked", &!matches!(self.held, Held::Cancelled))
+                    .field("locked", &!matches!(self.held, Held::Refused(_)))
                     .finish_non_exhaustive()
             }
         }

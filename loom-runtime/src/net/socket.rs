@@ -21,7 +21,7 @@ use std::time::Duration;
 use super::timeout::{Direction, Timeouts};
 use crate::driver::poll::SourceKey;
 use crate::op::{self, Deadline, Op};
-use crate::rt::current::{in_runtime, run_op, with_current};
+use crate::rt::current::{in_runtime, run_op, run_op_to_end, with_current};
 use crate::sys::set_nonblocking;
 
 /// See the module documentation.
@@ -216,8 +216,9 @@ pub(crate) fn close(fd: OwnedFd) {
     if as_op {
         // Not cancelled (checked just above, and nothing ran since), so
         // `run` submits the op. Errors from close are not actionable (std
-        // ignores them too), and the fd is released either way.
-        let _ = run_op("close", op::Close::new(fd), None, None);
+        // ignores them too), and the fd is released either way — which is
+        // why a call-tree deadline does not cancel it.
+        let _ = run_op_to_end("close", op::Close::new(fd));
     } else {
         drop(fd);
     }

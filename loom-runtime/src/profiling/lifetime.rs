@@ -185,9 +185,13 @@ impl RuntimeProfile {
         RuntimeProfile {
             #[cfg(not(test))]
             profiled: PROFILER.acquire(|| {
-                // SAFETY: `acquire` calls this once per process, before
-                // any other Tracy call (all of which wait for `running`).
-                unsafe { super::backend::startup() };
+                // Tracy's threads inherit a mask that blocks the signals a
+                // `loom::signal::Signals` may take, as loom's own do.
+                crate::sys::signal::with_loom_thread_signals_blocked(|| {
+                    // SAFETY: `acquire` calls this once per process, before
+                    // any other Tracy call (all of which wait for `running`).
+                    unsafe { super::backend::startup() }
+                });
                 // SAFETY: registers a plain `extern "C" fn()` that never
                 // unwinds; `atexit` has no other requirement.
                 if unsafe { libc::atexit(shut_down_at_exit) } != 0 {

@@ -8,10 +8,13 @@
 //! on the current loop with [`crate::spawn`] allocates nothing.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::thread;
 
 use crate::driver::remote::{Envelope, Remote};
@@ -21,8 +24,7 @@ use crate::rt::event_loop::{EventLoop, opened_on};
 use crate::sched::Scheduler;
 use crate::stack::control::{FiberControl, FiberName};
 use crate::sync::flavour::{RawLock, SharedLock};
-use crate::sync::waiter::{Interrupted, WaitList, wait_until};
-use crate::sys::cancelled;
+use crate::sync::waiter::{WaitList, wait_until};
 
 /// Runs `f` as a new fiber on loop `index` of the current runtime and
 /// returns a handle any fiber — on any loop — or thread may join.
@@ -132,6 +134,9 @@ struct PacketState<T> {
     /// used on the target loop's thread (to cancel it there).
     fiber: Option<FiberAddr>,
     cancel_requested: bool,
+    /// The task awaiting the handle as a `Future`, woken when the result
+    /// is in (after the lock is released: a waker is user code).
+    awaiter: Option<Waker>,
 }
 
 /// A fiber's control block address, as plain data: it is only turned back
@@ -148,18 +153,22 @@ impl<T> Packet<T> {
                 joiners: WaitList::new(),
                 fiber: None,
                 cancel_requested: false,
+                awaiter: None,
             }),
         }
     }
 
     fn finish(&self, result: thread::Result<T>) {
-        let wakes = self.state.with(|state| {
+        let (wakes, awaiter) = self.state.with(|state| {
             state.result = Some(result);
             state.finished = true;
             state.fiber = None;
-            state.joiners.notify_all()
+            (state.joiners.notify_all(), state.awaiter.take())
         });
         wakes.deliver();
+        if let Some(awaiter) = awaiter {
+            awaiter.wake();
+        }
     }
 }
 
@@ -280,7 +289,9 @@ impl<T: Send + 'static> SendJoinHandle<T> {
     /// A fiber waiting here suspends; a thread outside the runtime blocks.
     /// If the *joining* fiber is cancelled, `join` returns `Err` with the
     /// cancellation error (see [`crate::fiber::is_cancelled`]) and the
-    /// joined fiber is detached.
+    /// joined fiber is detached; likewise with an `io::Error` of kind
+    /// `TimedOut` if its call-tree deadline
+    /// ([`crate::time::with_deadline`]) passes first.
     pub fn join(self) -> thread::Result<T> {
         let joined = wait_until(
             &self.packet.state,
@@ -292,7 +303,7 @@ impl<T: Send + 'static> SendJoinHandle<T> {
         );
         match joined {
             Ok(result) => result,
-            Err(Interrupted::Cancelled | Interrupted::TimedOut) => Err(Box::new(cancelled())),
+            Err(interrupted) => Err(Box::new(interrupted.into_io_error())),
         }
     }
 
@@ -326,6 +337,69 @@ impl<T: Send + 'static> SendJoinHandle<T> {
     /// The index of the loop the fiber runs on.
     pub fn loop_index(&self) -> usize {
         self.index
+    }
+}
+
+/// Awaiting the handle waits for the fiber, as [`SendJoinHandle::join`]
+/// does, without blocking the awaiting task's thread: the fiber's loop
+/// wakes the task when the fiber finishes. Dropping the future (the
+/// handle) detaches the fiber; it does not cancel it.
+///
+/// # Panics
+///
+/// If polled again after it returned its result.
+///
+/// # Examples
+///
+/// From async code on a plain thread — any executor; a minimal one here:
+///
+/// ```
+/// use std::sync::mpsc;
+///
+/// let rt = loom::Runtime::builder().threads(2).build()?;
+/// let (handles, from_loom) = mpsc::channel();
+/// let awaiter = std::thread::spawn(move || {
+///     let handle: loom::SendJoinHandle<usize> = from_loom.recv().unwrap();
+///     // Outside a runtime, `loom::block_on` blocks the thread.
+///     loom::block_on(async move { handle.await.unwrap() })
+/// });
+/// rt.run(move || {
+///     handles.send(loom::spawn_on(1, || 6 * 7)).unwrap();
+///     // The main fiber waits too, so the runtime lives until then.
+///     loom::unblock(move || awaiter.join().unwrap()).unwrap()
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl<T: Send + 'static> Future for SendJoinHandle<T> {
+    type Output = thread::Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let registered = self.packet.state.with(|state| {
+            if let Some(result) = state.result.take() {
+                return Some(Poll::Ready(result));
+            }
+            assert!(
+                !state.finished,
+                "loom: SendJoinHandle polled after it returned its result"
+            );
+            state
+                .awaiter
+                .as_ref()
+                .is_some_and(|awaiter| awaiter.will_wake(cx.waker()))
+                .then_some(Poll::Pending)
+        });
+        if let Some(poll) = registered {
+            return poll;
+        }
+        // A new waker: cloned before the lock and the old one dropped after
+        // it, since both run the waker's code.
+        let waker = cx.waker().clone();
+        let (poll, unused) = self.packet.state.with(|state| match state.result.take() {
+            Some(result) => (Poll::Ready(result), Some(waker)),
+            None => (Poll::Pending, state.awaiter.replace(waker)),
+        });
+        drop(unused);
+        poll
     }
 }
 

@@ -1,7 +1,8 @@
 //! The loop running on this thread, as the modules above `rt` reach it:
-//! [`with_current`] and its variants, the running fiber, and [`run_op`],
-//! which runs an op on the calling fiber — the loop's own checks (a
-//! cancelled fiber), then the loop's driver,
+//! [`with_current`] and its variants, the running fiber and its call-tree
+//! deadline, and [`run_op`], which runs an op on the calling fiber — the
+//! loop's own checks (a cancelled fiber, the fiber's deadline), then the
+//! loop's driver,
 //! which keeps the op alive until the kernel is done with it (`Driver::run`
 //! and the backend files under `driver/`). Only this file hands the event
 //! loop to the driver, as its [`Host`].
@@ -121,29 +122,100 @@ impl EventLoop {
 }
 
 /// Runs `op` to completion on the current fiber; `source` is the socket's
-/// poll registration (ignored on io_uring).
+/// poll registration (ignored on io_uring). `deadline` is the op's own
+/// (a socket timeout); the fiber's call-tree deadline bounds it too, and
+/// whichever is earlier decides when the op gives up and with which error.
 ///
 /// # Errors
 /// The op's own error; the cancellation error if the fiber is (or gets)
-/// cancelled before the op completed; the deadline's error if it passes
-/// first.
+/// cancelled before the op completed; the earlier deadline's error
+/// (`ETIMEDOUT` for the fiber's) if it passes first.
 ///
 /// # Panics
 /// Outside a fiber.
 #[track_caller]
+#[inline]
 pub(crate) fn run_op<O: Op>(
+    what: &str,
+    op: O,
+    source: Option<SourceKey>,
+    deadline: Option<Deadline>,
+) -> io::Result<O::Output> {
+    run(what, op, source, deadline, true)
+}
+
+/// [`run_op`] for an op the fiber's deadline must not cut short: a close,
+/// which the kernel may queue behind a flush, and which a cancel would
+/// then leave undone with the fd already given up.
+#[track_caller]
+pub(crate) fn run_op_to_end<O: Op>(what: &str, op: O) -> io::Result<O::Output> {
+    run(what, op, None, None, false)
+}
+
+#[track_caller]
+#[inline]
+fn run<O: Op>(
     what: &str,
     mut op: O,
     source: Option<SourceKey>,
     deadline: Option<Deadline>,
+    bounded: bool,
 ) -> io::Result<O::Output> {
     let result = with_current(what, |lp| {
-        if lp.current_fiber(what).cancelled.get() {
+        let me = lp.current_fiber(what);
+        if me.cancelled.get() {
             return Err(lp.refuse_cancelled());
         }
+        let deadline = match me.deadline.get() {
+            Some(at) if bounded => earlier(deadline, at),
+            _ => deadline,
+        };
         lp.driver.run(lp, &mut op, source, deadline)
     });
     op.complete(result)
+}
+
+/// The earlier of an op's own deadline and the fiber's (`at`, which fails
+/// with `ETIMEDOUT`); a tie keeps the op's own.
+#[inline]
+fn earlier(own: Option<Deadline>, at: Instant) -> Option<Deadline> {
+    match own {
+        Some(own) if own.at <= at => Some(own),
+        _ => Some(Deadline {
+            at,
+            errno: libc::ETIMEDOUT,
+        }),
+    }
+}
+
+/// The call-tree deadline in force on the running fiber: `None` outside a
+/// fiber or without one.
+#[inline]
+pub(crate) fn fiber_deadline() -> Option<Instant> {
+    try_with_current(|lp| {
+        let me = lp.sched.current()?;
+        // SAFETY: the running fiber's block is valid while it runs.
+        unsafe { me.as_ref() }.deadline.get()
+    })
+    .flatten()
+}
+
+/// Sets the running fiber's call-tree deadline to `update(current)`;
+/// returns the one it replaces.
+///
+/// # Panics
+/// Outside a fiber, with a message naming `what`.
+#[track_caller]
+pub(crate) fn update_fiber_deadline(
+    what: &str,
+    update: impl FnOnce(Option<Instant>) -> Option<Instant>,
+) -> Option<Instant> {
+    with_current(what, |lp| {
+        let deadline = &lp.current_fiber(what).deadline;
+        let old = deadline.get();
+        deadline.set(update(old));
+        old
+    })
 }
 
 impl Host for EventLoop {

@@ -111,6 +111,8 @@ pub struct Builder {
     idle_spin: Duration,
     backend: Backend,
     ring_entries: u32,
+    #[cfg(feature = "tokio")]
+    tokio_threads: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -137,6 +139,8 @@ impl Builder {
             idle_spin: DEFAULT_IDLE_SPIN,
             backend: Backend::Auto,
             ring_entries: DEFAULT_RING_ENTRIES,
+            #[cfg(feature = "tokio")]
+            tokio_threads: None,
         }
     }
 
@@ -230,6 +234,28 @@ impl Builder {
         self
     }
 
+    /// Worker threads of the tokio bridge's background runtime
+    /// ([`crate::compat::tokio`], feature `tokio`), from 1 to
+    /// [`compat::tokio::MAX_THREADS`](crate::compat::tokio::MAX_THREADS);
+    /// default [`compat::tokio::DEFAULT_THREADS`](crate::compat::tokio::DEFAULT_THREADS).
+    ///
+    /// That runtime is shared by the whole process and started on the
+    /// bridge's first use, so this applies if [`Builder::build`] runs
+    /// before then (the last build's count wins); later it is only logged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = loom::Runtime::builder().tokio_threads(2).build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn tokio_threads(mut self, threads: usize) -> Builder {
+        self.tokio_threads = Some(threads);
+        self
+    }
+
     /// Validates the configuration and reserves every loop's stack pool
     /// and I/O driver.
     ///
@@ -237,7 +263,8 @@ impl Builder {
     ///
     /// `InvalidInput` for 0 or more than [`MAX_THREADS`] threads, a stack
     /// size out of range, `max_fibers` of 0 or below `fibers`, pinning with
-    /// fewer CPUs than loops or to a CPU outside the process's affinity mask;
+    /// fewer CPUs than loops or to a CPU outside the process's affinity mask,
+    /// `tokio_threads` out of range (feature `tokio`);
     /// `Unsupported` for pinning off Linux or a backend this host lacks
     /// (explicit `IoUring` where io_uring is refused, e.g. `EPERM` under a
     /// seccomp filter); `OutOfMemory` naming `vm.max_map_count` when
@@ -293,6 +320,15 @@ impl Builder {
                 cpus.iter().take(self.threads).copied().map(Some).collect()
             }
         };
+        #[cfg(feature = "tokio")]
+        if let Some(threads) = self.tokio_threads {
+            use crate::compat::tokio::MAX_THREADS as MAX_TOKIO_THREADS;
+            if threads == 0 || threads > MAX_TOKIO_THREADS {
+                return Err(invalid(format!(
+                    "tokio_threads ({threads}) must be from 1 to {MAX_TOKIO_THREADS}"
+                )));
+            }
+        }
         let guard_kind = crate::stack::reserve::detect_guard_kind();
         let budget = StackBudget::read(guard_kind);
         let limits = PoolLimits {
@@ -321,6 +357,10 @@ impl Builder {
                 Ok(LoopParts { pool, driver, cpu })
             })
             .collect::<io::Result<Vec<_>>>()?;
+        #[cfg(feature = "tokio")]
+        if let Some(threads) = self.tokio_threads {
+            crate::compat::tokio::request_threads(threads);
+        }
         Ok(Runtime {
             loops,
             config: LoopConfig {

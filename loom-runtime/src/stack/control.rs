@@ -25,6 +25,7 @@ use std::fmt;
 use std::mem::MaybeUninit;
 use std::num::NonZeroU64;
 use std::ptr::NonNull;
+use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
 
@@ -116,6 +117,9 @@ pub(crate) struct FiberControl {
     pub(crate) detached: Cell<bool>,
     /// The fiber blocked in `join` on this one.
     pub(crate) joiner: Cell<Option<NonNull<FiberControl>>>,
+    /// The call-tree deadline (`loom::time::with_deadline`) bounding every
+    /// blocking call of this fiber; `None` at spawn.
+    pub(crate) deadline: Cell<Option<Instant>>,
     /// The address of the scheduler of the fiber's loop, set when admitted:
     /// an identity for the scheduler's debug checks of invariant 2, never
     /// dereferenced (so this layer needs no scheduler type).
@@ -144,6 +148,7 @@ impl FiberControl {
             cancelled: Cell::new(false),
             detached: Cell::new(false),
             joiner: Cell::new(None),
+            deadline: Cell::new(None),
             home: Cell::new(std::ptr::null()),
             yielder: Cell::new(std::ptr::null()),
             coroutine: UnsafeCell::new(MaybeUninit::uninit()),
@@ -164,6 +169,14 @@ impl FiberControl {
 
     pub(crate) fn is_finished(&self) -> bool {
         self.state.get() == FiberState::Finished
+    }
+
+    /// Gives this fiber — just spawned, not yet run — the call-tree
+    /// deadline in force on `spawner`. For children that cannot outlive
+    /// their spawner's call (scoped fibers), whose work is part of that
+    /// call; a plain `spawn`'s child may outlive it, so it starts with none.
+    pub(crate) fn inherit_deadline(&self, spawner: &FiberControl) {
+        self.deadline.set(spawner.deadline.get());
     }
 }
 

@@ -64,7 +64,12 @@ impl ResultLayout {
 ///
 /// # Safety
 /// Nothing else uses `slot`'s memory, and `layout` is
-/// `ResultLayout::of::<T>` for the slot's stack size.
+/// `ResultLayout::of::<T>` for the slot's stack size. Whatever `f` and `T`
+/// borrow stays valid until the fiber has finished — for ever if it never
+/// does (a fiber abandoned at shutdown: its stack is leaked, never unmapped
+/// or reused, and its coroutine never dropped). `'static` types meet this
+/// trivially; scoped fibers (`fiber/scope.rs`) meet it by their scope's
+/// wait.
 pub(crate) unsafe fn init_fiber<F, T>(
     slot: StackSlot,
     layout: ResultLayout,
@@ -73,8 +78,7 @@ pub(crate) unsafe fn init_fiber<F, T>(
     f: F,
 ) -> NonNull<FiberControl>
 where
-    F: FnOnce() -> T + 'static,
-    T: 'static,
+    F: FnOnce() -> T,
 {
     let control_addr = slot.top - CONTROL_BYTES;
     let result_addr = slot.top - layout.result_below_top;
@@ -89,7 +93,11 @@ where
         // SAFETY: the block outlives the coroutine running on its stack.
         unsafe { fiber_entry::<F, T>(&*entry_control, yielder, f) }
     };
-    let coroutine = corosensei::Coroutine::with_stack(PooledStack::new(&slot, base), body);
+    // SAFETY: what `body` borrows — `f`'s borrows and `T`'s — outlives the
+    // coroutine's run, or for ever if it is abandoned (this function's
+    // contract): corosensei's condition for a non-'static closure.
+    let coroutine =
+        unsafe { corosensei::Coroutine::with_stack_unchecked(PooledStack::new(&slot, base), body) };
     // SAFETY: `control` was initialised above; nothing else references it yet.
     unsafe {
         (*control)

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 
 use super::flavour::{Flavour, RawLock, Shared};
-use super::waiter::{Interrupted, WaitList, wait_until};
+use super::waiter::{WaitList, wait_until};
 
 /// Lets `n` fibers (or threads, for the [`Shared`] flavour) wait until all
 /// of them have arrived, like std's `Barrier`; reusable.
@@ -70,8 +70,9 @@ impl<F: Flavour> Barrier<F> {
     ///
     /// # Errors
     /// The cancellation error ([`crate::fiber::is_cancelled`]) if the
-    /// calling fiber is cancelled before the barrier opens; its arrival is
-    /// then withdrawn.
+    /// calling fiber is cancelled before the barrier opens, `TimedOut` if
+    /// its call-tree deadline ([`crate::time::with_deadline`]) passes
+    /// first; its arrival is then withdrawn.
     ///
     /// # Panics
     /// A [`Local`](super::Local) barrier waited on outside a fiber.
@@ -134,9 +135,9 @@ impl<F: Flavour> Barrier<F> {
         if withdrawn {
             Err(interrupted.into_io_error())
         } else {
-            // It opened as the cancellation came: the others counted on
-            // this arrival, so it stands; the next blocking call fails.
-            debug_assert_eq!(interrupted, Interrupted::Cancelled);
+            // It opened as the cancellation or the deadline came: the
+            // others counted on this arrival, so it stands (a cancelled
+            // fiber's next blocking call fails).
             Ok(BarrierWaitResult { leader: false })
         }
     }

@@ -7,12 +7,15 @@ use std::io;
 
 use super::waiter::Interrupted;
 
-/// The error of a blocking send: the channel is disconnected, or the
-/// sending fiber was cancelled. Either way the value comes back.
+/// The error of a blocking send: the channel is disconnected, the sending
+/// fiber was cancelled, or its call-tree deadline
+/// ([`crate::time::with_deadline`]) passed while it waited for room. The
+/// value comes back either way.
 ///
 /// Converts into [`io::Error`] (for `?`): disconnected is
 /// [`BrokenPipe`](io::ErrorKind::BrokenPipe), cancelled is the runtime's
-/// cancellation error ([`crate::fiber::is_cancelled`]).
+/// cancellation error ([`crate::fiber::is_cancelled`]), timed out is
+/// [`TimedOut`](io::ErrorKind::TimedOut).
 ///
 /// # Examples
 ///
@@ -34,6 +37,11 @@ pub enum SendError<T> {
     Disconnected(T),
     /// The sending fiber was cancelled while it waited for room.
     Cancelled(T),
+    /// The sending fiber's call-tree deadline
+    /// ([`crate::time::with_deadline`]) passed while it waited for room;
+    /// as [`SendTimeoutError::Timeout`] is for
+    /// [`send_timeout`](super::mpsc::Sender::send_timeout).
+    Timeout(T),
 }
 
 impl<T> SendError<T> {
@@ -46,7 +54,9 @@ impl<T> SendError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            SendError::Disconnected(value) | SendError::Cancelled(value) => value,
+            SendError::Disconnected(value)
+            | SendError::Cancelled(value)
+            | SendError::Timeout(value) => value,
         }
     }
 }
@@ -114,7 +124,8 @@ impl<T> TrySendError<T> {
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum SendTimeoutError<T> {
-    /// The channel stayed full until the time limit.
+    /// The channel stayed full until the time limit (or the fiber's
+    /// call-tree deadline, if earlier).
     Timeout(T),
     /// Every receiver is gone.
     Disconnected(T),
@@ -141,22 +152,24 @@ impl<T> SendTimeoutError<T> {
         }
     }
 
-    /// For a send without a deadline, which cannot time out.
+    /// For a send without a time limit of its own, which times out only
+    /// at the fiber's call-tree deadline.
     pub(crate) fn without_timeout(self) -> SendError<T> {
         match self {
             SendTimeoutError::Disconnected(value) => SendError::Disconnected(value),
             SendTimeoutError::Cancelled(value) => SendError::Cancelled(value),
-            SendTimeoutError::Timeout(_) => unreachable!("a send without a deadline timed out"),
+            SendTimeoutError::Timeout(value) => SendError::Timeout(value),
         }
     }
 }
 
 /// The error of a blocking receive: every sender is gone and the channel
-/// is empty, or the receiving fiber was cancelled.
+/// is empty, the receiving fiber was cancelled, or its call-tree deadline
+/// ([`crate::time::with_deadline`]) passed while it waited.
 ///
 /// Converts into [`io::Error`]: disconnected is
 /// [`BrokenPipe`](io::ErrorKind::BrokenPipe), cancelled the runtime's
-/// cancellation error.
+/// cancellation error, timed out [`TimedOut`](io::ErrorKind::TimedOut).
 ///
 /// # Examples
 ///
@@ -178,6 +191,11 @@ pub enum RecvError {
     Disconnected,
     /// The receiving fiber was cancelled while it waited.
     Cancelled,
+    /// The receiving fiber's call-tree deadline
+    /// ([`crate::time::with_deadline`]) passed while it waited; as
+    /// [`RecvTimeoutError::Timeout`] is for
+    /// [`recv_timeout`](super::mpsc::Receiver::recv_timeout).
+    Timeout,
 }
 
 /// The error of [`try_recv`](super::mpsc::Receiver::try_recv): no message
@@ -227,7 +245,8 @@ pub enum TryRecvError {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecvTimeoutError {
-    /// No message arrived before the time limit.
+    /// No message arrived before the time limit (or the fiber's call-tree
+    /// deadline, if earlier).
     Timeout,
     /// Every sender is gone and no message is left.
     Disconnected,
@@ -236,12 +255,13 @@ pub enum RecvTimeoutError {
 }
 
 impl RecvTimeoutError {
-    /// For a receive without a deadline, which cannot time out.
+    /// For a receive without a time limit of its own, which times out
+    /// only at the fiber's call-tree deadline.
     pub(crate) fn without_timeout(self) -> RecvError {
         match self {
             RecvTimeoutError::Disconnected => RecvError::Disconnected,
             RecvTimeoutError::Cancelled => RecvError::Cancelled,
-            RecvTimeoutError::Timeout => unreachable!("a receive without a deadline timed out"),
+            RecvTimeoutError::Timeout => RecvError::Timeout,
         }
     }
 }
@@ -260,7 +280,8 @@ macro_rules! debug_without_value {
 }
 debug_without_value!(SendError {
     Disconnected,
-    Cancelled
+    Cancelled,
+    Timeout
 });
 debug_without_value!(TrySendError { Full, Disconnected });
 debug_without_value!(SendTimeoutError {
@@ -279,6 +300,7 @@ impl<T> fmt::Display for SendError<T> {
         f.write_str(match self {
             SendError::Disconnected(_) => DISCONNECTED_SEND,
             SendError::Cancelled(_) => CANCELLED,
+            SendError::Timeout(_) => TIMED_OUT,
         })
     }
 }
@@ -307,6 +329,7 @@ impl fmt::Display for RecvError {
         f.write_str(match self {
             RecvError::Disconnected => DISCONNECTED_RECV,
             RecvError::Cancelled => CANCELLED,
+            RecvError::Timeout => TIMED_OUT,
         })
     }
 }
@@ -346,11 +369,16 @@ fn io_cancelled() -> io::Error {
     Interrupted::Cancelled.into_io_error()
 }
 
+fn io_timed_out() -> io::Error {
+    Interrupted::TimedOut.into_io_error()
+}
+
 impl<T> From<SendError<T>> for io::Error {
     fn from(error: SendError<T>) -> io::Error {
         match error {
             SendError::Disconnected(_) => io_disconnected(),
             SendError::Cancelled(_) => io_cancelled(),
+            SendError::Timeout(_) => io_timed_out(),
         }
     }
 }
@@ -367,7 +395,7 @@ impl<T> From<TrySendError<T>> for io::Error {
 impl<T> From<SendTimeoutError<T>> for io::Error {
     fn from(error: SendTimeoutError<T>) -> io::Error {
         match error {
-            SendTimeoutError::Timeout(_) => Interrupted::TimedOut.into_io_error(),
+            SendTimeoutError::Timeout(_) => io_timed_out(),
             SendTimeoutError::Disconnected(_) => io_disconnected(),
             SendTimeoutError::Cancelled(_) => io_cancelled(),
         }
@@ -379,6 +407,7 @@ impl From<RecvError> for io::Error {
         match error {
             RecvError::Disconnected => io_disconnected(),
             RecvError::Cancelled => io_cancelled(),
+            RecvError::Timeout => io_timed_out(),
         }
     }
 }
@@ -395,7 +424,7 @@ impl From<TryRecvError> for io::Error {
 impl From<RecvTimeoutError> for io::Error {
     fn from(error: RecvTimeoutError) -> io::Error {
         match error {
-            RecvTimeoutError::Timeout => Interrupted::TimedOut.into_io_error(),
+            RecvTimeoutError::Timeout => io_timed_out(),
             RecvTimeoutError::Disconnected => io_disconnected(),
             RecvTimeoutError::Cancelled => io_cancelled(),
         }
@@ -407,6 +436,7 @@ impl From<RecvError> for RecvTimeoutError {
         match error {
             RecvError::Disconnected => RecvTimeoutError::Disconnected,
             RecvError::Cancelled => RecvTimeoutError::Cancelled,
+            RecvError::Timeout => RecvTimeoutError::Timeout,
         }
     }
 }
@@ -416,6 +446,7 @@ impl<T> From<SendError<T>> for SendTimeoutError<T> {
         match error {
             SendError::Disconnected(value) => SendTimeoutError::Disconnected(value),
             SendError::Cancelled(value) => SendTimeoutError::Cancelled(value),
+            SendError::Timeout(value) => SendTimeoutError::Timeout(value),
         }
     }
 }

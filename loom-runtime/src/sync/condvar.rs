@@ -62,8 +62,9 @@ impl<F: Flavour> Condvar<F> {
     ///
     /// # Errors
     /// The cancellation error ([`crate::fiber::is_cancelled`]) if the
-    /// calling fiber is cancelled while waiting or relocking; the mutex is
-    /// then *not* held.
+    /// calling fiber is cancelled while waiting or relocking, `TimedOut` if
+    /// its call-tree deadline ([`crate::time::with_deadline`]) passes
+    /// first; the mutex is then *not* held.
     ///
     /// # Panics
     /// A [`Local`](super::Local) condition variable used outside a fiber.
@@ -121,7 +122,9 @@ impl<F: Flavour> Condvar<F> {
     /// time ran out (the mutex is locked again either way).
     ///
     /// # Errors
-    /// As [`Condvar::wait`].
+    /// As [`Condvar::wait`]: a call-tree deadline earlier than `timeout`
+    /// ends the wait with the `TimedOut` error and without the mutex, as
+    /// it ends the caller's other blocking calls.
     ///
     /// # Examples
     ///
@@ -243,6 +246,9 @@ impl<F: Flavour> Condvar<F> {
             Ok(()) => false,
             Err(interrupted) => {
                 let cancelled = interrupted == Interrupted::Cancelled;
+                // The fiber's call-tree deadline, unlike this wait's own
+                // limit, ends the call as an error, as it does every other.
+                let cut_short = !cancelled && tree_deadline_first(deadline);
                 let passed_on = self.waiters.with(|waiters| {
                     if waiters.remove(&waiter) {
                         return None;
@@ -260,7 +266,7 @@ impl<F: Flavour> Condvar<F> {
                     waiter.wait_delivered();
                     wakes.deliver();
                 }
-                if cancelled {
+                if cancelled || (cut_short && !notified) {
                     return Err(interrupted.into_io_error());
                 }
                 // Notified before the deadline was noticed: not a timeout.
@@ -291,4 +297,10 @@ impl<F: Flavour> fmt::Debug for Condvar<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Condvar").finish_non_exhaustive()
     }
+}
+
+/// Whether the running fiber's call-tree deadline comes before `own` (a
+/// wait's own limit; a tie goes to `own`).
+fn tree_deadline_first(own: Option<Instant>) -> bool {
+    crate::rt::current::fiber_deadline().is_some_and(|tree| own.is_none_or(|own| tree < own))
 }

@@ -12,7 +12,10 @@
 //!
 //! Waiting honours cancellation: a cancelled fiber's wait returns the
 //! cancellation error (see [`crate::fiber::is_cancelled`]) and leaves the
-//! primitive as if it had never waited. `Mutex`, `RwLock` and `Semaphore`
+//! primitive as if it had never waited. It honours the fiber's call-tree
+//! deadline ([`crate::time::with_deadline`]) the same way, failing with
+//! `TimedOut` (channels: the `Timeout` variants); a call that need not
+//! wait succeeds whatever the time. `Mutex`, `RwLock` and `Semaphore`
 //! hand a freed resource straight to the oldest waiter (FIFO, so a fiber
 //! that unlocks and relocks cannot starve the others); the other
 //! primitives wake their waiters to re-check.

@@ -117,7 +117,8 @@ impl<T, F: Flavour> Receiver<T, F> {
     ///
     /// [`RecvError::Disconnected`] once every sender is gone and the
     /// channel is empty; [`RecvError::Cancelled`] if the calling fiber is
-    /// cancelled while it waits.
+    /// cancelled while it waits; [`RecvError::Timeout`] if its call-tree
+    /// deadline ([`crate::time::with_deadline`]) passes while it waits.
     ///
     /// # Examples
     ///

@@ -155,7 +155,9 @@ impl<T, F: Flavour> Sender<T, F> {
     ///
     /// [`SendError::Disconnected`] once every receiver is gone;
     /// [`SendError::Cancelled`] if the calling fiber is cancelled while it
-    /// waits. Both hand `value` back.
+    /// waits; [`SendError::Timeout`] if its call-tree deadline
+    /// ([`crate::time::with_deadline`]) passes while it waits. Each hands
+    /// `value` back.
     ///
     /// # Examples
     ///
@@ -266,7 +268,8 @@ impl<T, F: Flavour> Receiver<T, F> {
     ///
     /// [`RecvError::Disconnected`] once every sender is gone and the
     /// channel is empty; [`RecvError::Cancelled`] if the calling fiber is
-    /// cancelled while it waits.
+    /// cancelled while it waits; [`RecvError::Timeout`] if its call-tree
+    /// deadline ([`crate::time::with_deadline`]) passes while it waits.
     ///
     /// # Examples
     ///

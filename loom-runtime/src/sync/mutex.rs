@@ -93,7 +93,9 @@ impl<T: ?Sized, F: Flavour> Mutex<T, F> {
     ///
     /// # Errors
     /// The cancellation error ([`crate::fiber::is_cancelled`]) if the
-    /// calling fiber is cancelled while waiting; it then holds no lock.
+    /// calling fiber is cancelled while waiting, `TimedOut` if its
+    /// call-tree deadline ([`crate::time::with_deadline`]) passes first; it
+    /// then holds no lock. A free lock is taken whatever the time.
     ///
     /// # Panics
     /// A [`Local`](super::Local) mutex waited on outside a fiber.

@@ -117,7 +117,8 @@ impl<T, F: Flavour> Receiver<T, F> {
     /// [`RecvError::Disconnected`] if the sender was dropped without
     /// sending (or the value was already taken by [`try_recv`] or
     /// [`recv_timeout`]); [`RecvError::Cancelled`] if the calling fiber is
-    /// cancelled while it waits.
+    /// cancelled while it waits; [`RecvError::Timeout`] if its call-tree
+    /// deadline ([`crate::time::with_deadline`]) passes while it waits.
     ///
     /// [`try_recv`]: Receiver::try_recv
     /// [`recv_timeout`]: Receiver::recv_timeout

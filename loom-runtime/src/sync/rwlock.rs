@@ -81,7 +81,9 @@ impl<T: ?Sized, F: Flavour> RwLock<T, F> {
     ///
     /// # Errors
     /// The cancellation error ([`crate::fiber::is_cancelled`]) if the
-    /// calling fiber is cancelled while waiting; it then holds nothing.
+    /// calling fiber is cancelled while waiting, `TimedOut` if its
+    /// call-tree deadline ([`crate::time::with_deadline`]) passes first; it
+    /// then holds nothing.
     ///
     /// # Panics
     /// A [`Local`](super::Local) lock waited on outside a fiber.

@@ -252,7 +252,9 @@ impl<'a, F: Flavour> Select<'a, F> {
     /// # Errors
     ///
     /// The runtime's cancellation error ([`crate::fiber::is_cancelled`])
-    /// if the calling fiber is cancelled while it waits.
+    /// if the calling fiber is cancelled while it waits;
+    /// [`io::ErrorKind::TimedOut`] if its call-tree deadline
+    /// ([`crate::time::with_deadline`]) passes first.
     ///
     /// # Panics
     ///

@@ -271,7 +271,9 @@ impl<F: Flavour> Semaphore<F> {
     ///
     /// # Errors
     /// The cancellation error ([`crate::fiber::is_cancelled`]) if the
-    /// calling fiber is cancelled while waiting; it then holds no permit.
+    /// calling fiber is cancelled while waiting, `TimedOut` if its
+    /// call-tree deadline ([`crate::time::with_deadline`]) passes first; it
+    /// then holds no permit.
     ///
     /// # Panics
     /// A [`Local`](super::Local) semaphore waited on outside a fiber.

@@ -116,7 +116,8 @@ impl<F: Flavour> WaitGroup<F> {
     ///
     /// # Errors
     /// The cancellation error ([`crate::fiber::is_cancelled`]) if the
-    /// calling fiber is cancelled while waiting.
+    /// calling fiber is cancelled while waiting, `TimedOut` if its
+    /// call-tree deadline ([`crate::time::with_deadline`]) passes first.
     ///
     /// # Panics
     /// A [`Local`](super::Local) group waited on outside a fiber.

@@ -133,7 +133,8 @@ impl Waiter {
         }
     }
 
-    /// Blocks until delivered, cancelled (fibers) or `deadline`.
+    /// Blocks until delivered, cancelled (fibers) or `deadline` (or the
+    /// fiber's call-tree deadline, see [`block_until`]).
     pub(crate) fn sleep(&self, deadline: Option<Instant>) -> Result<(), Interrupted> {
         block_until(deadline, self.cross_thread, || self.is_delivered())
     }
@@ -179,9 +180,11 @@ impl Waiter {
 }
 
 /// Blocks the calling fiber or thread until `ready()`, cancellation (fibers
-/// only) or `deadline`. The caller arranged for something to wake it when
-/// `ready()` may have become true; `cross_thread` says whether that may
-/// be another thread (so the loop must not call the wait a deadlock).
+/// only) or `deadline` — for a fiber, or its call-tree deadline
+/// (`loom::time::with_deadline`) if that is earlier: both are
+/// [`Interrupted::TimedOut`]. The caller arranged for something to wake it
+/// when `ready()` may have become true; `cross_thread` says whether that
+/// may be another thread (so the loop must not call the wait a deadlock).
 pub(crate) fn block_until(
     deadline: Option<Instant>,
     cross_thread: bool,
@@ -222,6 +225,12 @@ fn suspend_until(
 ) -> Result<(), Interrupted> {
     // SAFETY: the running fiber's block is valid while it runs.
     let me = unsafe { fiber.as_ref() };
+    // The call's own limit and the fiber's call-tree deadline end the wait
+    // alike, so the earlier of the two is the one armed.
+    let deadline = match (deadline, me.deadline.get()) {
+        (Some(own), Some(tree)) => Some(own.min(tree)),
+        (own, tree) => own.or(tree),
+    };
     let timer = TimerEntry::new(Some(fiber));
     if let Some(deadline) = deadline
         && !ready()
@@ -422,7 +431,9 @@ unsafe fn deliver_one(waiter: NonNull<Waiter>) {
 /// succeeds, sleeping on the wait list `list` picks out in between.
 ///
 /// # Errors
-/// [`Interrupted`] if the caller is cancelled or `deadline` passes first.
+/// [`Interrupted`] if the caller is cancelled or `deadline` (or the
+/// fiber's call-tree deadline) passes first; a `try_take` that succeeds at
+/// once never fails, whatever the time.
 pub(crate) fn wait_until<S, L: RawLock<S>, R>(
     lock: &L,
     list: fn(&S) -> &WaitList,

@@ -176,6 +176,38 @@ pub(crate) fn block_loom_thread_signals() {
     }
 }
 
+/// Runs `f` with every signal `loom::signal` could take over blocked in
+/// the calling thread, then restores its mask: threads `f` starts (Tracy's
+/// own, when loom starts the profiler) inherit the blocked mask and so,
+/// like loom's threads, never take a signal meant for a `Signals`.
+#[cfg(target_os = "linux")]
+#[cfg_attr(
+    any(not(feature = "tracy"), test),
+    expect(dead_code, reason = "only the Tracy start-up needs it")
+)]
+pub(crate) fn with_loom_thread_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
+    let block = SignalSet::catchable().to_sigset();
+    let mut old = SignalSet(0).to_sigset();
+    // SAFETY: both are initialised sigset_ts; `old` receives the mask.
+    let error = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old) };
+    let result = f();
+    if error == 0 {
+        // SAFETY: `old` is the mask saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    }
+    result
+}
+
+/// Nothing to block on kqueue platforms (see `block_loom_thread_signals`).
+#[cfg(not(target_os = "linux"))]
+#[cfg_attr(
+    any(not(feature = "tracy"), test),
+    expect(dead_code, reason = "only the Tracy start-up needs it")
+)]
+pub(crate) fn with_loom_thread_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// Nothing to do on kqueue platforms: `EVFILT_SIGNAL` sees a signal
 /// whichever thread it is delivered to, and a blocked mask would only be
 /// inherited by the processes these threads start.

@@ -48,13 +48,37 @@ impl EventLoop {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        // SAFETY: `F` and `T` are 'static: they borrow nothing that could go
+        // away while the fiber runs.
+        unsafe { self.spawn_unchecked(name, stack_bytes, f) }
+    }
+
+    /// [`EventLoop::spawn`] without the `'static` bounds: the variant
+    /// behind `loom::fiber::scope`, whose fibers borrow from the scope's
+    /// caller.
+    ///
+    /// # Safety
+    /// Whatever `f` and `T` borrow stays valid until the fiber has
+    /// finished, or for ever if it never does (`init_fiber`'s contract;
+    /// an abandoned fiber's stack is leaked, never reused).
+    #[inline]
+    pub(crate) unsafe fn spawn_unchecked<F, T>(
+        &self,
+        name: FiberName,
+        stack_bytes: Option<usize>,
+        f: F,
+    ) -> io::Result<Spawned<T>>
+    where
+        F: FnOnce() -> T,
+    {
         let stack_bytes = stack_bytes.unwrap_or(self.config.stack_bytes);
         let layout = ResultLayout::of::<T>(stack_bytes)?;
         let slot = self.acquire_stack(stack_bytes)?;
         let id = self.next_fiber_id.get();
         self.next_fiber_id.set(id + 1);
         // SAFETY: `slot` was just taken from the pool, so nothing else uses
-        // its memory; `layout` was computed for its size.
+        // its memory; `layout` was computed for its size; what `f` and `T`
+        // borrow outlives the fiber (this function's contract).
         let fiber = unsafe { init_fiber(slot, layout, id, name, f) };
         // SAFETY: init_fiber returned an initialised block that stays valid
         // until `release_fiber` (after the fiber finished).

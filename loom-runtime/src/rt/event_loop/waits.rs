@@ -1,5 +1,7 @@
 //! The blocking calls the loop itself provides: joining a fiber, sleeping,
 //! timers for deadlines, and the count of fibers woken from other threads.
+//! Joining and sleeping honour the fiber's call-tree deadline
+//! (`loom::time::with_deadline`) as every other wait does.
 
 use std::io;
 use std::ptr::{self, NonNull};
@@ -11,7 +13,8 @@ use crate::sys::cancelled;
 use crate::wheel::TimerEntry;
 
 impl EventLoop {
-    /// Blocks the running fiber until `target` finishes.
+    /// Blocks the running fiber until `target` finishes, or until the
+    /// fiber's call-tree deadline (`TimedOut`).
     pub(crate) fn join_wait(&self, target: NonNull<FiberControl>) -> io::Result<()> {
         let me = self.current_fiber("JoinHandle::join");
         assert!(
@@ -23,6 +26,11 @@ impl EventLoop {
         }
         // SAFETY: the JoinHandle keeps the target's block valid.
         let target = unsafe { target.as_ref() };
+        if let Some(at) = me.deadline.get() {
+            // Apart, so that a join without a deadline (most) pays one
+            // test for it and no timer.
+            return self.join_wait_until(me, target, at);
+        }
         target
             .joiner
             .set(NonNull::new(ptr::from_ref(me).cast_mut()));
@@ -38,29 +46,78 @@ impl EventLoop {
         }
     }
 
+    /// [`EventLoop::join_wait`] under the call-tree deadline `at`.
+    #[inline(never)]
+    fn join_wait_until(
+        &self,
+        me: &FiberControl,
+        target: &FiberControl,
+        at: Instant,
+    ) -> io::Result<()> {
+        let timer = TimerEntry::new(self.sched.current());
+        if !self.arm_timer(&timer, at) {
+            return Err(timed_out());
+        }
+        target
+            .joiner
+            .set(NonNull::new(ptr::from_ref(me).cast_mut()));
+        let result = loop {
+            self.sched.suspend();
+            if target.is_finished() {
+                break Ok(());
+            }
+            let interrupted = if me.cancelled.get() {
+                cancelled()
+            } else if timer.fired() {
+                timed_out()
+            } else {
+                continue;
+            };
+            target.joiner.set(None);
+            break Err(interrupted);
+        };
+        self.disarm_timer(&timer);
+        result
+    }
+
     /// Blocks the running fiber until `deadline` (forever for `None`);
     /// `now` is the caller's reading of the clock, so a sleep reads it once.
+    /// A sleep that would end after the fiber's call-tree deadline ends at
+    /// that deadline instead, with `TimedOut`.
     pub(crate) fn sleep_until(&self, deadline: Option<Instant>, now: Instant) -> io::Result<()> {
         let me = self.current_fiber("loom::time::sleep");
         if me.cancelled.get() {
             return Err(self.refuse_cancelled());
         }
+        if deadline.is_some_and(|deadline| deadline <= now) {
+            // Already due: still let others run, as a sleep would.
+            self.sched.yield_now();
+            return Ok(());
+        }
+        // The wake-up: the sleep's end, unless the fiber's deadline is
+        // earlier (a tie ends the sleep in time, so it succeeds).
+        let (wake, cut_short) = match (deadline, me.deadline.get()) {
+            (Some(end), Some(limit)) if limit < end => (Some(limit), true),
+            (None, Some(limit)) => (Some(limit), true),
+            (end, _) => (end, false),
+        };
         let entry = TimerEntry::new(self.sched.current());
-        if let Some(deadline) = deadline {
+        if let Some(wake) = wake {
             // SAFETY: `entry` stays in this frame until it fired or we
             // cancel it below; it is never moved.
-            let armed = deadline > now
-                && unsafe { self.timers.arm(&entry, self.tick_at_or_after(deadline)) };
+            let armed =
+                wake > now && unsafe { self.timers.arm(&entry, self.tick_at_or_after(wake)) };
             if !armed {
-                // Already due: still let others run, as a sleep would.
+                // Due already: yield as a due sleep does, so that a loop
+                // retrying the sleep cannot starve the other fibers.
                 self.sched.yield_now();
-                return Ok(());
+                return if cut_short { Err(timed_out()) } else { Ok(()) };
             }
         }
         loop {
             self.sched.suspend();
             if entry.fired() {
-                return Ok(());
+                return if cut_short { Err(timed_out()) } else { Ok(()) };
             }
             if me.cancelled.get() {
                 // SAFETY: `entry` was armed on this loop's wheel (or never).
@@ -110,4 +167,10 @@ impl EventLoop {
     pub(crate) fn remote_wait_ended(&self) {
         self.remote_waits.set(self.remote_waits.get() - 1);
     }
+}
+
+/// The error of a wait that the fiber's call-tree deadline ended; a plain
+/// kind, as `loom::sync`'s timeouts, so it allocates nothing.
+fn timed_out() -> io::Error {
+    io::ErrorKind::TimedOut.into()
 }
