@@ -482,16 +482,21 @@ fn wait_with_output_when_cancelled_stops_reading() {
 fn children_start_with_no_signal_blocked() {
     on_each_backend(|| {
         within(Duration::from_secs(10), || {
-            // Taking SIGUSR2 blocks it in this thread; the pool thread
-            // that spawns blocks every catchable signal.
+            let blocked_in_child = || {
+                let output = Command::new("grep")
+                    .args(["^SigBlk", "/proc/self/status"])
+                    .output()
+                    .unwrap();
+                assert!(output.status.success(), "{output:?}");
+                String::from_utf8(output.stdout).unwrap().trim().to_owned()
+            };
+            // The pool thread that spawns blocks every catchable signal
+            // (posix_spawn path) ...
+            assert_eq!(blocked_in_child(), "SigBlk:\t0000000000000000");
+            // ... and with SIGUSR2 taken it must stay blocked there while
+            // spawning (the pre_exec path).
             let _signals = loom::signal::Signals::new(&[libc::SIGUSR2]).unwrap();
-            let output = Command::new("grep")
-                .args(["^SigBlk", "/proc/self/status"])
-                .output()
-                .unwrap();
-            assert!(output.status.success(), "{output:?}");
-            let line = String::from_utf8(output.stdout).unwrap();
-            assert_eq!(line.trim(), "SigBlk:\t0000000000000000", "{line}");
+            assert_eq!(blocked_in_child(), "SigBlk:\t0000000000000000");
         })
     });
 }

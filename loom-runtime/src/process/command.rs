@@ -23,8 +23,9 @@ use crate::rt::current::with_current;
 /// The child starts with no signal blocked and the default action for
 /// any signal loom set to be ignored, whatever the spawning thread's mask
 /// (loom's threads block the signals `loom::signal` may take over, and a
-/// blocked mask would otherwise survive `exec`). That is a `pre_exec`
-/// hook, so std forks rather than using `posix_spawn`.
+/// blocked mask would otherwise survive `exec`). While a `Signals` is
+/// alive that takes a `pre_exec` hook, so std then forks rather than
+/// using `posix_spawn`.
 ///
 /// Unix settings std has in `CommandExt` (`uid`, `process_group`,
 /// `pre_exec`, ...) are reached through [`as_std_mut`](Command::as_std_mut).
@@ -49,6 +50,8 @@ pub struct Command {
     stdin_set: bool,
     stdout_set: bool,
     stderr_set: bool,
+    /// `reset_for_exec` is installed as a `pre_exec` hook (see `spawn_std`).
+    resets_signals: bool,
 }
 
 impl Command {
@@ -56,15 +59,12 @@ impl Command {
     /// path), with no arguments, this process's environment and working
     /// directory, and stdio inherited by `spawn` and `status`.
     pub fn new<S: AsRef<OsStr>>(program: S) -> Command {
-        let mut inner = std::process::Command::new(program);
-        // SAFETY: the hook runs in the child between fork and exec and
-        // makes only async-signal-safe calls (`reset_for_exec`).
-        unsafe { inner.pre_exec(crate::sys::signal::reset_for_exec) };
         Command {
-            inner,
+            inner: std::process::Command::new(program),
             stdin_set: false,
             stdout_set: false,
             stderr_set: false,
+            resets_signals: false,
         }
     }
 
@@ -204,9 +204,28 @@ impl Command {
 
     /// std's spawn, on the blocking pool.
     #[track_caller]
+    ///
+    /// The child inherits the spawning thread's signal mask, and a pool
+    /// thread blocks every catchable signal; so the spawn runs with the
+    /// mask narrowed to the signals a `loom::signal::Signals` has taken,
+    /// which must stay blocked everywhere lest this thread take one. If
+    /// there are any (or loom set a signal to `SIG_IGN`, on kqueue
+    /// platforms), a `pre_exec` hook clears them in the child — which
+    /// makes std fork rather than use `posix_spawn`, so only programs that
+    /// take signals pay for it.
     fn spawn_std(&mut self, what: &str) -> io::Result<std::process::Child> {
+        let keep_blocked = crate::signal::taken();
+        if (!keep_blocked.is_empty() || crate::sys::signal::loom_ignored_any())
+            && !self.resets_signals
+        {
+            // SAFETY: the hook runs in the child between fork and exec and
+            // makes only async-signal-safe calls (`reset_for_exec`).
+            unsafe { self.inner.pre_exec(crate::sys::signal::reset_for_exec) };
+            self.resets_signals = true;
+        }
         let inner = &mut self.inner;
-        match with_current(what, |lp| crate::blocking::run(lp, || inner.spawn()))? {
+        let spawn = || crate::sys::signal::with_thread_mask(keep_blocked, || inner.spawn());
+        match with_current(what, |lp| crate::blocking::run(lp, spawn))? {
             Ok(spawned) => spawned,
             Err(panic) => std::panic::resume_unwind(panic),
         }

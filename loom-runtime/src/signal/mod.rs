@@ -128,6 +128,7 @@ mod signalfd;
 #[cfg(not(target_os = "linux"))]
 use self::kqueue::Receiver;
 use self::registry::Claim;
+pub(crate) use self::registry::taken;
 #[cfg(target_os = "linux")]
 use self::signalfd::Receiver;
 use crate::rt::current::with_current;

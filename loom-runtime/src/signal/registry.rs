@@ -60,3 +60,9 @@ impl Drop for Claim {
         TAKEN.fetch_and(!self.0.bits(), Ordering::AcqRel);
     }
 }
+
+/// The signals some live `Signals` has taken: those a thread that spawns a
+/// child must keep blocked meanwhile, lest it take one.
+pub(crate) fn taken() -> SignalSet {
+    SignalSet::from_bits(TAKEN.load(Ordering::Acquire))
+}

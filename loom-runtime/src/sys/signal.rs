@@ -231,6 +231,28 @@ pub(crate) fn note_ignored(signal: c_int) {
     IGNORED_BY_LOOM.fetch_or(1 << (signal - 1), Ordering::Relaxed);
 }
 
+/// Whether loom has set any signal to `SIG_IGN` (kqueue platforms).
+pub(crate) fn loom_ignored_any() -> bool {
+    IGNORED_BY_LOOM.load(Ordering::Relaxed) != 0
+}
+
+/// Runs `f` with the calling thread's mask set to exactly `blocked`, then
+/// restores it. A blocking-pool worker spawns a child this way: the child
+/// inherits the mask (`posix_spawn` gives it the spawning thread's), and
+/// only the signals a `Signals` has taken need to stay blocked meanwhile.
+pub(crate) fn with_thread_mask<R>(blocked: SignalSet, f: impl FnOnce() -> R) -> R {
+    let mask = blocked.to_sigset();
+    let mut old = SignalSet(0).to_sigset();
+    // SAFETY: both are initialised sigset_ts; `old` receives the mask.
+    let error = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &mask, &mut old) };
+    let result = f();
+    if error == 0 {
+        // SAFETY: `old` is the mask saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    }
+    result
+}
+
 /// Puts a child process back into the signal state it would have had
 /// without loom — every signal unblocked, and the default action for each
 /// one loom ignored — since a blocked mask and `SIG_IGN` survive `exec`
