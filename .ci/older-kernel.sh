@@ -43,7 +43,7 @@ list="$target/older-kernel-tests.txt"
 # integration tests of stacks, fibers, sockets, files and faults. (The
 # command, signal and stdio tests are not run here yet: under TCG their
 # loop-lateness bounds fail on emulation speed, and the no-steal signal
-# test failed once on epoll — see the issue-17 notes.)
+# test (tests/signal.rs) failed once there on epoll, not yet explained.)
 cargo test --release --no-run -p loom-runtime --lib -p loom-tests \
     --test stack --test fiber --test tcp --test udp --test unix --test fs \
     --test faults --test process \
