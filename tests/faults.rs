@@ -1,7 +1,7 @@
 //! Faults that need a process of their own: running out of file
 //! descriptors on each backend, and io_uring refused by a seccomp filter.
 
-use loom_tests::run_child;
+use loom_tests::{build_example, run_child};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_loom-child");
 
@@ -49,33 +49,11 @@ fn io_uring_refused_by_seccomp_falls_back_to_epoll() {
     assert!(fallback_lines[0].contains("EPERM") || fallback_lines[0].contains("not permitted"));
 }
 
-/// The demo, built beforehand where cargo cannot run (CI's older-kernel VM:
-/// `LOOM_DEMO_BIN`), else built here.
-fn demo_binary() -> String {
-    std::env::var("LOOM_DEMO_BIN").unwrap_or_else(|_| {
-        let target_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target");
-        let status = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "loom-examples",
-                "--example",
-                "demo",
-            ])
-            .args(["--target-dir", target_dir])
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "building the demo failed");
-        format!("{target_dir}/debug/examples/demo")
-    })
-}
-
 /// README command 1 under the same seccomp filter: the demo runs its echo
 /// table on epoll only, and the rest of it still works.
 #[test]
 fn the_demo_runs_when_io_uring_is_refused() {
-    let demo = demo_binary();
+    let demo = build_example("demo");
     let output = run_child(
         CHILD,
         "uring-denied",
@@ -106,7 +84,7 @@ fn the_demo_runs_when_io_uring_is_refused() {
 /// not ask for.
 #[test]
 fn loom_backend_io_uring_where_it_is_refused_is_a_clear_error() {
-    let demo = demo_binary();
+    let demo = build_example("demo");
     let output = run_child(
         CHILD,
         "uring-denied",

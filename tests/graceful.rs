@@ -10,34 +10,14 @@ use std::time::{Duration, Instant};
 
 use loom::net::TcpStream;
 use loom::sync::local::WaitGroup;
+use loom_tests::build_example;
 
 const CONNECTIONS: usize = 500;
 /// The example's drain deadline (2 s) and linger (1 s), with room.
 const EXIT_WITHIN: Duration = Duration::from_secs(6);
 
-/// The example, built here unless `LOOM_GRACEFUL_BIN` names one.
-fn graceful_binary() -> String {
-    std::env::var("LOOM_GRACEFUL_BIN").unwrap_or_else(|_| {
-        let target_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target");
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "loom-examples",
-                "--example",
-                "graceful",
-            ])
-            .args(["--target-dir", target_dir])
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "building the graceful example failed");
-        format!("{target_dir}/debug/examples/graceful")
-    })
-}
-
 fn start_server(backend: &str) -> (Child, SocketAddr) {
-    let mut child = Command::new(graceful_binary())
+    let mut child = Command::new(build_example("graceful"))
         .arg("127.0.0.1:0")
         .env("LOOM_BACKEND", backend)
         .stdout(Stdio::piped())

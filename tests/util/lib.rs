@@ -218,3 +218,21 @@ pub fn killed_by(output: &Output) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
     output.status.signal()
 }
+
+/// The path of example `name` (debug build), built here unless the
+/// environment variable `LOOM_<NAME>_BIN` names a binary already built.
+/// Tests that run an example as a child process start it from here.
+pub fn build_example(name: &str) -> String {
+    let var = format!("LOOM_{}_BIN", name.to_ascii_uppercase());
+    if let Ok(path) = std::env::var(&var) {
+        return path;
+    }
+    let target_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "loom-examples", "--example", name])
+        .args(["--target-dir", target_dir])
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building example {name} failed");
+    format!("{target_dir}/debug/examples/{name}")
+}
