@@ -1,1 +1,4 @@
-//! Holder package for loom's examples (`demo.rs`, ...); nothing to link.
+//! Code the examples share: [`http`], the HTTP/1.1 server `http_server`
+//! and `https_server` run (and the HTTP benchmark measures).
+
+pub mod http;
