@@ -186,16 +186,7 @@ pub(crate) fn block_loom_thread_signals() {
     expect(dead_code, reason = "only the Tracy start-up needs it")
 )]
 pub(crate) fn with_loom_thread_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
-    let block = SignalSet::catchable().to_sigset();
-    let mut old = SignalSet(0).to_sigset();
-    // SAFETY: both are initialised sigset_ts; `old` receives the mask.
-    let error = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old) };
-    let result = f();
-    if error == 0 {
-        // SAFETY: `old` is the mask saved above.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-    }
-    result
+    with_mask_changed(libc::SIG_BLOCK, SignalSet::catchable(), f)
 }
 
 /// Nothing to block on kqueue platforms (see `block_loom_thread_signals`).
@@ -241,10 +232,16 @@ pub(crate) fn loom_ignored_any() -> bool {
 /// inherits the mask (`posix_spawn` gives it the spawning thread's), and
 /// only the signals a `Signals` has taken need to stay blocked meanwhile.
 pub(crate) fn with_thread_mask<R>(blocked: SignalSet, f: impl FnOnce() -> R) -> R {
-    let mask = blocked.to_sigset();
+    with_mask_changed(libc::SIG_SETMASK, blocked, f)
+}
+
+/// Runs `f` with the calling thread's mask changed by
+/// `pthread_sigmask(how, set)`, then puts the old mask back.
+fn with_mask_changed<R>(how: c_int, set: SignalSet, f: impl FnOnce() -> R) -> R {
+    let set = set.to_sigset();
     let mut old = SignalSet(0).to_sigset();
     // SAFETY: both are initialised sigset_ts; `old` receives the mask.
-    let error = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &mask, &mut old) };
+    let error = unsafe { libc::pthread_sigmask(how, &set, &mut old) };
     let result = f();
     if error == 0 {
         // SAFETY: `old` is the mask saved above.
