@@ -18,21 +18,17 @@
 //! the log level (default `info`).
 
 use std::io;
-use std::time::Duration;
 
 use loom::net::TcpListener;
 use loom::signal::{SIGINT, SIGTERM, Signals};
-use loom_examples::http::{Limits, Server, app};
-
-struct Options {
-    addr: String,
-    limits: Limits,
-    drain: Duration,
-}
+use loom_examples::http::{Options, Server, app};
 
 fn main() -> io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let options = parse_options().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let options = Options::parse("127.0.0.1:8080", |flag, _| {
+        Err(format!("unknown option {flag}"))
+    })
+    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     loom::Runtime::builder()
         .build()?
         .run(move || serve(options))
@@ -57,33 +53,4 @@ fn serve(options: Options) -> io::Result<()> {
         stats.errors.get()
     );
     Ok(())
-}
-
-fn parse_options() -> Result<Options, String> {
-    let mut options = Options {
-        addr: "127.0.0.1:8080".to_owned(),
-        limits: Limits::default(),
-        drain: Duration::from_secs(5),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        let seconds = |v: String| {
-            v.parse::<f64>()
-                .ok()
-                .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                .ok_or(format!("{arg}: not a number of seconds: {v}"))
-        };
-        let number = |v: String| v.parse::<usize>().map_err(|e| format!("{arg}: {e}"));
-        match arg.as_str() {
-            "--drain" => options.drain = seconds(value()?)?,
-            "--idle" => options.limits.idle_timeout = seconds(value()?)?,
-            "--request-timeout" => options.limits.request_timeout = seconds(value()?)?,
-            "--max-body" => options.limits.max_body_bytes = number(value()?)?,
-            "--max-connections" => options.limits.max_connections = number(value()?)?,
-            _ if !arg.starts_with("--") => options.addr = arg,
-            _ => return Err(format!("unknown option {arg}")),
-        }
-    }
-    Ok(options)
 }

@@ -1,7 +1,9 @@
 //! Shared harness for the benchmark binaries.
 //!
-//! For the `echo` binary (TCP echo servers side by side), see [`echo`]. For
-//! the `micro` binary:
+//! For the `echo` binary (TCP echo servers side by side), see [`echo`]; for
+//! the `http` binary (HTTP servers side by side), [`http`]; what the two
+//! share (server processes, pinning, CPU time, rounds, medians, tables)
+//! is in [`harness`]. For the `micro` binary:
 //!
 //! * [`CountingAlloc`] is a global-allocator wrapper around
 //!   [`std::alloc::System`] that counts allocation calls; the binary installs
@@ -13,6 +15,8 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod echo;
+pub mod harness;
+pub mod http;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +63,68 @@ unsafe impl GlobalAlloc for CountingAlloc {
         // caller guarantees a valid non-zero `new_size`; forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
+}
+
+thread_local! {
+    /// Allocation calls made on this thread through [`ThreadCountingAlloc`].
+    /// A `const` initialiser and no destructor: touching it from inside the
+    /// allocator never allocates or registers anything.
+    static THREAD_ALLOCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// [`CountingAlloc`] that also counts per thread: every allocation call
+/// adds to the process-wide counter ([`allocs`]) and to the calling
+/// thread's own ([`thread_allocs`]). A separate type so that the `micro`
+/// bench's allocator stays as cheap as it was.
+///
+/// The `http` bench's server process installs it and reports the process's
+/// allocations less those of the thread that answers the harness's
+/// queries, i.e. exactly what the server's own threads allocated.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadCountingAlloc;
+
+/// Counts one allocation call on the process-wide and the thread's counter.
+fn count_thread_alloc() {
+    ALLOCS.fetch_add(1, Ordering::Relaxed);
+    // `try_with`: a thread past its TLS teardown still allocates (rarely);
+    // such calls are counted process-wide only.
+    let _ = THREAD_ALLOCS.try_with(|n| n.set(n.get() + 1));
+}
+
+// SAFETY: as for `CountingAlloc`: every method forwards unchanged to
+// `System`; the extra work (an atomic add and a thread-local `Cell` update
+// with a const initialiser and no destructor) neither allocates nor touches
+// the memory being managed.
+unsafe impl GlobalAlloc for ThreadCountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_thread_alloc();
+        // SAFETY: the caller's `GlobalAlloc::alloc` contract is forwarded.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_thread_alloc();
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` with this `layout` (caller's
+        // contract), so `System` may free it.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_thread_alloc();
+        // SAFETY: the caller's `GlobalAlloc::realloc` contract is forwarded.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Allocation calls the calling thread made through [`ThreadCountingAlloc`]
+/// (0 under any other allocator).
+pub fn thread_allocs() -> u64 {
+    THREAD_ALLOCS.with(std::cell::Cell::get)
 }
 
 /// Current value of the process-wide allocation counter.

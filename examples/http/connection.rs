@@ -95,6 +95,12 @@ enum Round {
 impl Connection {
     /// Serves requests on `io` until it ends; `stopping` is polled between
     /// requests and while idle (see [`STOP_POLL`]).
+    ///
+    /// The clock is read once per request, when its first bytes are in:
+    /// that instant starts the request's deadline and, for the wait for the
+    /// next request, the idle timeout (so idle time counts from the start of
+    /// the previous request, which is at most a request timeout earlier
+    /// than its end).
     pub fn serve<T: Transport>(
         &mut self,
         io: &mut T,
@@ -102,13 +108,15 @@ impl Connection {
         handler: &mut impl FnMut(&Request<'_>, &mut Response),
         stopping: &dyn Fn() -> bool,
     ) -> io::Result<Ending> {
+        let mut since = Instant::now();
         loop {
             if self.filled == 0
-                && let Some(ending) = self.wait_for_request(io, limits, stopping)?
+                && let Some(ending) = self.wait_for_request(io, limits, stopping, since)?
             {
                 return Ok(ending);
             }
-            let round = loom::time::with_timeout(limits.request_timeout, || {
+            since = Instant::now();
+            let round = loom::time::with_deadline(since + limits.request_timeout, || {
                 self.round(io, limits, handler, stopping())
             });
             match round {
@@ -131,32 +139,39 @@ impl Connection {
         }
     }
 
-    /// Waits for the first bytes of a request; `Some` if the connection
-    /// ends instead.
+    /// Waits for the first bytes of a request, until `since` plus the idle
+    /// timeout; `Some` if the connection ends instead.
     fn wait_for_request<T: Transport>(
         &mut self,
         io: &mut T,
         limits: &Limits,
         stopping: &dyn Fn() -> bool,
+        since: Instant,
     ) -> io::Result<Option<Ending>> {
-        let idle_until = Instant::now() + limits.idle_timeout;
+        let idle_until = since + limits.idle_timeout;
+        let mut now = since;
         loop {
             if stopping() {
                 close_gracefully(io);
                 return Ok(Some(Ending::Stopped));
             }
-            let left = idle_until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if now >= idle_until {
                 close_gracefully(io);
                 return Ok(Some(Ending::Idle));
             }
-            match loom::time::with_timeout(left.min(STOP_POLL), || io.read(&mut self.input)) {
+            let until = idle_until.min(now + STOP_POLL);
+            match loom::time::with_deadline(until, || io.read(&mut self.input)) {
                 Ok(0) => return Ok(Some(Ending::ClientClosed)),
                 Ok(n) => {
                     self.filled = n;
                     return Ok(None);
                 }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => now = Instant::now(),
+                // A TLS client that closes TCP without `close_notify`
+                // between requests lost nothing: a close, not an error.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Ok(Some(Ending::ClientClosed));
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -33,11 +33,13 @@ use std::time::Duration;
 pub mod app;
 pub mod connection;
 pub mod exchange;
+pub mod options;
 pub mod request;
 pub mod response;
 pub mod server;
 
 pub use connection::{Connection, Ending, Transport};
+pub use options::Options;
 pub use request::Request;
 pub use response::{Response, Status};
 pub use server::{Server, Stats};

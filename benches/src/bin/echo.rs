@@ -92,22 +92,18 @@
 //! sleep every round trip, and the wake-up latency dominates.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
-use std::collections::{HashMap, HashSet};
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use loom_benches::echo::client::Client;
 use loom_benches::echo::strace::Strace;
 use loom_benches::echo::{CLIENT_CPU, Impl, bench_cpus, server_cpus, servers, sys};
-
-/// Share of the two benchmark CPUs taken by anything but the server and
-/// the client above which a measurement is flagged as noisy on stderr.
-const NOISY: f64 = 0.1;
-
-/// How long a measurement waits for the machine to go quiet.
-const QUIET_TIMEOUT: Duration = Duration::from_secs(3);
+use loom_benches::harness::{
+    Failure, Measurement, ServerProcess, Window, parse_list, parse_num, report_port, retry_quietly,
+    run_rounds, wait_quiet,
+};
 
 /// How long strace gets to attach before the measurement is abandoned.
 const STRACE_ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -252,21 +248,6 @@ impl Options {
     }
 }
 
-fn parse_num<T: std::str::FromStr>(flag: &str, s: &str) -> Result<T, String> {
-    s.parse()
-        .map_err(|_| format!("{flag}: cannot parse {s:?} as a number"))
-}
-
-fn parse_list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String>
-where
-    T::Err: std::fmt::Display,
-{
-    s.split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.trim().parse().map_err(|e| format!("{p:?}: {e}")))
-        .collect()
-}
-
 // --------------------------------------------------------------- server ----
 
 /// `echo --server <impl> [--threads N]`: pin to the server's CPUs
@@ -305,261 +286,52 @@ fn server_main(name: &str, threads: usize) -> ExitCode {
     }
 }
 
-/// Tells the harness the port: one `port=<n>` line on stdout.
-fn report_port(port: u16) {
-    let mut out = io::stdout().lock();
-    // If the harness is gone there is nobody to tell; it kills us anyway.
-    let _ = writeln!(out, "port={port}");
-    let _ = out.flush();
-}
-
-/// A server process, killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    /// Starts `echo --server <imp>` (with `--threads <threads>` if more
-    /// than one) and waits for its port; [`Failure::Skip`] if the server
-    /// says it cannot run with that many threads.
-    fn start(imp: Impl, threads: usize) -> Result<Server, Failure> {
-        Server::spawn(imp, threads).map_err(|e| match e.kind() {
-            io::ErrorKind::Unsupported => Failure::Skip(e.to_string()),
-            _ => Failure::Start(e),
-        })
+/// Starts `echo --server <imp>` (with `--threads <threads>` if more than
+/// one) and waits for its port; [`Failure::Skip`] if the server says it
+/// cannot run with that many threads.
+fn start_server(imp: Impl, threads: usize) -> Result<ServerProcess, Failure> {
+    let mut args = vec!["--server".to_owned(), imp.name().to_owned()];
+    if threads > 1 {
+        args.extend(["--threads".to_owned(), threads.to_string()]);
     }
-
-    fn spawn(imp: Impl, threads: usize) -> io::Result<Server> {
-        let mut command = Command::new(std::env::current_exe()?);
-        command.args(["--server", imp.name()]);
-        if threads > 1 {
-            command.args(["--threads", &threads.to_string()]);
-        }
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let read = BufReader::new(stdout).read_line(&mut line);
-        let port = line
-            .trim()
-            .strip_prefix("port=")
-            .and_then(|p| p.parse::<u16>().ok());
-        match (read, port) {
-            (Ok(_), Some(port)) => Ok(Server {
-                child,
-                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            }),
-            (Ok(_), None) if line.starts_with("skip reason=") => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let reason = line.trim().trim_start_matches("skip reason=");
-                Err(io::Error::new(io::ErrorKind::Unsupported, reason))
-            }
-            (read, _) => {
-                let _ = child.kill();
-                let status = child.wait()?;
-                Err(io::Error::other(format!(
-                    "server did not report a port ({status}; read: {:?}, line: {line:?})",
-                    read.err()
-                )))
-            }
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    ServerProcess::spawn(&args, false).map_err(Failure::start)
 }
 
 // ----------------------------------------------------------- throughput ----
 
-/// One measured window.
-#[derive(Debug, Clone, Copy)]
-struct Measurement {
-    msgs_per_s: f64,
-    server_cpu_us_per_msg: f64,
-    /// Server CPU time over wall time (1.0 = one CPU fully busy).
-    server_util: f64,
-    /// Client thread CPU time over wall time (1.0 = client saturated).
-    client_util: f64,
-    /// CPU time of everything else on the two benchmark CPUs over wall time
-    /// (other processes, interrupts, steal).
-    other_util: f64,
-    server_threads: usize,
-}
-
-/// Why a measurement failed.
-enum Failure {
-    /// The server cannot run with this many threads (yet): skip this impl
-    /// from now on, with this reason.
-    Skip(String),
-    /// The server did not come up: skip this impl from now on.
-    Start(io::Error),
-    /// Anything later: drop this sample only.
-    Run(io::Error),
-}
-
-/// Waits (up to [`QUIET_TIMEOUT`]) until the benchmark CPUs `cpus` are idle
-/// for 100 ms; other sessions' builds and tests share this machine.
-fn wait_quiet(cpus: &[usize]) -> io::Result<()> {
-    let deadline = Instant::now() + QUIET_TIMEOUT;
-    let step = Duration::from_millis(100);
-    while Instant::now() < deadline {
-        let busy0 = sys::cpus_busy_ns(cpus)?;
-        std::thread::sleep(step);
-        let busy = sys::cpus_busy_ns(cpus)? - busy0;
-        if (busy as f64) < NOISY * step.as_nanos() as f64 {
-            return Ok(());
-        }
-    }
-    eprintln!("  note: the CPUs stayed busy for {QUIET_TIMEOUT:?}; measuring anyway");
-    Ok(())
-}
-
 fn measure(imp: Impl, msg: usize, conns: usize, opts: &Options) -> Result<Measurement, Failure> {
     let cpus = bench_cpus(opts.server_threads);
     wait_quiet(&cpus).map_err(Failure::Run)?;
-    let server = Server::start(imp, opts.server_threads)?;
+    let server = start_server(imp, opts.server_threads)?;
     let pid = server.pid();
     let run = || -> io::Result<Measurement> {
-        let mut client = Client::connect(server.addr, conns, msg)?;
+        let mut client = Client::connect(server.addr(), conns, msg)?;
         client.start()?;
         client.run_until_instant(Instant::now() + Duration::from_secs_f64(opts.warmup))?;
-        let threads = sys::thread_count(pid)?;
-        let busy0 = sys::cpus_busy_ns(&cpus)?;
-        let server0 = sys::process_cpu_ns(pid)?;
-        let client0 = sys::thread_cpu_ns()?;
         let n0 = client.completed();
-        let t0 = Instant::now();
-        client.run_until_instant(t0 + Duration::from_secs_f64(opts.secs))?;
-        let wall = t0.elapsed().as_nanos() as f64;
-        let n = (client.completed() - n0) as f64;
-        let client_ns = (sys::thread_cpu_ns()? - client0) as f64;
-        let server_ns = (sys::process_cpu_ns(pid)? - server0) as f64;
-        let busy_ns = (sys::cpus_busy_ns(&cpus)? - busy0) as f64;
-        let threads_after = sys::thread_count(pid)?;
-        if threads_after != threads {
-            eprintln!(
-                "  note: {imp} went from {threads} to {threads_after} threads during the window; \
-                 CPU time of exited threads is not counted"
-            );
-        }
-        Ok(Measurement {
-            msgs_per_s: n / wall * 1e9,
-            server_cpu_us_per_msg: server_ns / n / 1000.0,
-            server_util: server_ns / wall,
-            client_util: client_ns / wall,
-            other_util: ((busy_ns - server_ns - client_ns) / wall).max(0.0),
-            server_threads: threads_after,
-        })
+        let window = Window::begin(pid, &cpus)?;
+        client.run_until_instant(window.start() + Duration::from_secs_f64(opts.secs))?;
+        window.end(client.completed() - n0, &imp)
     };
     run().map_err(Failure::Run)
 }
 
-/// [`measure`], repeated up to `opts.retries` more times while other load
-/// exceeds [`NOISY`]; returns the quietest sample. Prints each attempt.
-fn measure_quietly(
-    imp: Impl,
-    msg: usize,
-    conns: usize,
-    opts: &Options,
-    label: &str,
-) -> Result<Measurement, Failure> {
-    let mut best: Option<Measurement> = None;
-    for attempt in 0..=opts.retries {
-        let m = measure(imp, msg, conns, opts)?;
-        let noisy = m.other_util > NOISY;
-        eprintln!(
-            "{label}: {:>9.0} msg/s {:>6.2} us/msg server CPU {:>3.0}% ({} threads), \
-             client CPU {:>3.0}%, other load {:>3.0}%{}",
-            m.msgs_per_s,
-            m.server_cpu_us_per_msg,
-            m.server_util * 100.0,
-            m.server_threads,
-            m.client_util * 100.0,
-            m.other_util * 100.0,
-            match (noisy, attempt < opts.retries) {
-                (false, _) => "",
-                (true, true) => "  <- noisy, retrying",
-                (true, false) => "  <- noisy",
-            },
-        );
-        if best.is_none_or(|b| m.other_util < b.other_util) {
-            best = Some(m);
-        }
-        if !noisy {
-            break;
-        }
-    }
-    Ok(best.expect("at least one attempt"))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
 fn run_throughput(opts: &Options) -> bool {
     let cells = opts.cells();
-    let mut samples: HashMap<(Impl, usize, usize), Vec<Measurement>> = HashMap::new();
-    let mut broken: HashSet<Impl> = HashSet::new();
-    let mut skipped = 0;
-    let mut noisy = 0;
-    for round in 0..opts.rounds {
-        let mut order = opts.impls.clone();
-        let shift = round % order.len();
-        order.rotate_left(shift);
-        for &(msg, conns) in &cells {
-            for &imp in &order {
-                if broken.contains(&imp) {
-                    continue;
-                }
-                let label = format!(
-                    "round {}/{} msg={msg} conns={conns} {imp:>13}",
-                    round + 1,
-                    opts.rounds
-                );
-                match measure_quietly(imp, msg, conns, opts, &label) {
-                    Ok(m) => {
-                        noisy += usize::from(m.other_util > NOISY);
-                        samples.entry((imp, msg, conns)).or_default().push(m);
-                    }
-                    Err(Failure::Skip(reason)) => {
-                        print_skip(imp, &reason);
-                        broken.insert(imp);
-                        skipped += 1;
-                    }
-                    Err(Failure::Start(e)) => {
-                        eprintln!("{imp}: server failed to start, skipping it: {e}");
-                        broken.insert(imp);
-                    }
-                    Err(Failure::Run(e)) => {
-                        eprintln!(
-                            "round {}/{} msg={msg} conns={conns} {imp}: measurement failed: {e}",
-                            round + 1,
-                            opts.rounds
-                        );
-                    }
-                }
-            }
-        }
-    }
+    let rounds = run_rounds(
+        opts.rounds,
+        &opts.impls,
+        &cells,
+        |&(msg, conns)| format!("msg={msg} conns={conns}"),
+        |imp, (msg, conns), label| {
+            retry_quietly(opts.retries, label, "msg", || {
+                measure(imp, msg, conns, opts)
+            })
+        },
+        print_skip,
+    );
+    let skipped = rounds.skipped.len();
+    let noisy = rounds.noisy;
 
     if noisy > 0 {
         eprintln!(
@@ -569,10 +341,8 @@ fn run_throughput(opts: &Options) -> bool {
         );
     }
     let medians = |imp: Impl, msg: usize, conns: usize| -> Option<(f64, f64)> {
-        let s = samples.get(&(imp, msg, conns))?;
-        let mut rate: Vec<f64> = s.iter().map(|m| m.msgs_per_s).collect();
-        let mut cpu: Vec<f64> = s.iter().map(|m| m.server_cpu_us_per_msg).collect();
-        Some((median(&mut rate), median(&mut cpu)))
+        let m = rounds.medians(imp, (msg, conns))?;
+        Some((m.ops_per_s, m.server_cpu_us_per_op))
     };
     let threads = threads_field(opts);
     let mut out = io::stdout().lock();
@@ -622,10 +392,10 @@ fn count_syscalls(
     conns: usize,
     opts: &Options,
 ) -> Result<(f64, Vec<(String, f64)>), Failure> {
-    let server = Server::start(imp, opts.server_threads)?;
+    let server = start_server(imp, opts.server_threads)?;
     let pid = server.pid();
     let run = || -> io::Result<(f64, Vec<(String, f64)>)> {
-        let mut client = Client::connect(server.addr, conns, msg)?;
+        let mut client = Client::connect(server.addr(), conns, msg)?;
         client.start()?;
         client.run_until_instant(Instant::now() + Duration::from_secs_f64(opts.warmup))?;
         // Attach to a quiescent server, so the count covers exactly the

@@ -9,39 +9,17 @@
 //!   (edge-triggered epoll), non-blocking sockets.
 //! * [`sys`] — CPU pinning and per-process CPU time from `/proc`.
 //! * [`strace`] — counting a running server's syscalls with `strace -c`.
+//!
+//! The last two, and the CPU layout, live in [`crate::harness`] (the
+//! `http` bench uses them too) and are re-exported here.
 
 pub mod client;
 pub mod servers;
-pub mod strace;
-pub mod sys;
 
 use std::fmt;
 use std::str::FromStr;
 
-/// CPU the server process is pinned to (with one server thread).
-pub const SERVER_CPU: usize = 0;
-/// CPU the load generator (the harness process) is pinned to.
-pub const CLIENT_CPU: usize = 1;
-
-/// CPUs a server with `threads` threads may run on: [`SERVER_CPU`] alone
-/// for one thread; CPUs `0..threads` otherwise, which include
-/// [`CLIENT_CPU`], so the load generator shares them with the server.
-pub fn server_cpus(threads: usize) -> Vec<usize> {
-    if threads <= 1 {
-        vec![SERVER_CPU]
-    } else {
-        (0..threads).collect()
-    }
-}
-
-/// The CPUs a measurement involves: the server's and the client's.
-pub fn bench_cpus(threads: usize) -> Vec<usize> {
-    let mut cpus = server_cpus(threads);
-    if !cpus.contains(&CLIENT_CPU) {
-        cpus.push(CLIENT_CPU);
-    }
-    cpus
-}
+pub use crate::harness::{CLIENT_CPU, SERVER_CPU, bench_cpus, server_cpus, strace, sys};
 
 /// Size of every server's per-connection read buffer.
 pub const SERVER_BUF: usize = 16 * 1024;

@@ -221,7 +221,7 @@ fn monoio_thread(port: u16, bound: &mut dyn FnMut(u16)) -> io::Result<()> {
     })
 }
 
-/// One thread of a [`reuseport_threads`] server: binds `127.0.0.1:port`
+/// One thread of a `reuseport_threads` server: binds `127.0.0.1:port`
 /// with `SO_REUSEPORT` (port 0: any free port), calls `bound` with the
 /// bound port, then serves forever.
 pub type ServeThread = fn(port: u16, bound: &mut dyn FnMut(u16)) -> io::Result<()>;
