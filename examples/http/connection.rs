@@ -94,7 +94,7 @@ enum Round {
 
 impl Connection {
     /// Serves requests on `io` until it ends; `stopping` is polled between
-    /// requests and while idle (see [`STOP_POLL`]).
+    /// requests and while idle (every 200 ms while idle).
     ///
     /// The clock is read once per request, when its first bytes are in:
     /// that instant starts the request's deadline and, for the wait for the
@@ -245,7 +245,7 @@ impl Connection {
 }
 
 /// Ends our direction, then reads (and drops) until the client closes too,
-/// for at most [`LINGER`]: closing with its bytes unread would make the
+/// for at most a second: closing with its bytes unread would make the
 /// kernel reset the connection, and a reset can destroy answers the client
 /// has not read yet.
 fn close_gracefully<T: Transport>(io: &mut T) {

@@ -57,7 +57,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("timer wheel", &["wheel"]),
     (
         "op",
-        &["op", "op/fs", "op/net", "op/poll", "op/process", "op/rw"],
+        &[
+            "op",
+            "op/fs",
+            "op/net",
+            "op/poll",
+            "op/process",
+            "op/rw",
+            "op/splice",
+        ],
     ),
     (
         "driver",
@@ -113,7 +121,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "net/unix/stream",
             "io",
             "io/fd",
+            "io/pipe",
             "io/private",
+            "io/splice",
             "io/stdin",
             "io/stdio",
             "io/stdout",

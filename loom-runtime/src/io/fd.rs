@@ -16,7 +16,7 @@
 use std::io;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::driver::poll::SourceKey;
 use crate::net::socket::close;
@@ -63,6 +63,13 @@ impl FiberFd {
 
     pub(crate) fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// The poll registration (`None` on io_uring), for an op on this fd
+    /// built elsewhere (`io::splice`).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn source(&self) -> Option<SourceKey> {
+        self.source
     }
 
     /// `read(2)`, parking only the fiber until data (or end of file) is
@@ -126,6 +133,12 @@ impl FiberFd {
 impl AsRawFd for FiberFd {
     fn as_raw_fd(&self) -> RawFd {
         self.fd()
+    }
+}
+
+impl AsFd for FiberFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

@@ -3,7 +3,10 @@
 //! that `use loom::io::stdin` can replace `use std::io::stdin` — `for line
 //! in stdin().lines()`, `stdin().read_line(&mut s)`, `writeln!(stdout(),
 //! ..)`, `stdout().flush()` all work unchanged. (Also the fd type behind
-//! them, child pipes, signals and process waits, which is internal.)
+//! them, child pipes, signals and process waits, which is internal.) The
+//! module also has [`pipe`], an anonymous pipe whose ends park only the
+//! calling fiber, and, on Linux, [`splice`], which moves bytes between a
+//! socket and a pipe inside the kernel.
 //!
 //! ```
 //! use std::io::Write;
@@ -109,10 +112,16 @@
 //! thread as std's do (waiting with `poll(2)` if the fd is non-blocking).
 
 pub(crate) mod fd;
+mod pipe;
 mod private;
+#[cfg(target_os = "linux")]
+mod splice;
 mod stdin;
 mod stdio;
 mod stdout;
 
+pub use pipe::{PipeReader, PipeWriter, pipe};
+#[cfg(target_os = "linux")]
+pub use splice::{SpliceFd, splice};
 pub use stdin::{Stdin, StdinLock, stdin};
 pub use stdout::{Stderr, StderrLock, Stdout, StdoutLock, stderr, stdout};

@@ -99,6 +99,25 @@ impl Socket {
         &self.fd
     }
 
+    /// The poll registration (`None` on io_uring), for an op on this
+    /// socket built outside `net` (`io::splice`).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn source(&self) -> Option<SourceKey> {
+        self.source
+    }
+
+    /// The deadline the read timeout puts on an op starting now.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn read_deadline(&self) -> Option<Deadline> {
+        self.timeouts.deadline(Direction::Read)
+    }
+
+    /// The deadline the write timeout puts on an op starting now.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn write_deadline(&self) -> Option<Deadline> {
+        self.timeouts.deadline(Direction::Write)
+    }
+
     /// Runs `op` on this socket (see `rt::current::run_op`).
     #[track_caller]
     pub(crate) fn run<O: Op>(

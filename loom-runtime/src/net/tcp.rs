@@ -339,6 +339,12 @@ impl TcpStream {
         TcpStream { socket }
     }
 
+    /// The socket under it, for ops built outside `net` (`io::splice`).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
     /// Connects to `addr`, trying each resolved address in turn.
     ///
     /// # Errors

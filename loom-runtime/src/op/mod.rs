@@ -11,6 +11,8 @@ mod poll;
 #[cfg(target_os = "linux")]
 mod process;
 mod rw;
+#[cfg(target_os = "linux")]
+mod splice;
 
 pub(crate) use crate::sys::RawAddr;
 #[cfg(target_os = "linux")]
@@ -21,8 +23,12 @@ pub(crate) use fs::{
 pub(crate) use net::{Accept, Connect, RecvFrom, SendMsg, SendTo, Shutdown};
 pub(crate) use poll::WaitReadable;
 #[cfg(target_os = "linux")]
+pub(crate) use poll::WaitWritable;
+#[cfg(target_os = "linux")]
 pub(crate) use process::{WaitId, empty_siginfo, reap_if_exited};
 pub(crate) use rw::{MAX_IOVECS, Read, ReadAt, Readv, Recv, Send, Write, WriteAt, Writev};
+#[cfg(target_os = "linux")]
+pub(crate) use splice::Splice;
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

@@ -68,6 +68,12 @@ impl UnixStream {
         UnixStream { socket }
     }
 
+    /// The socket under it, for ops built outside `net` (`io::splice`).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
     /// Connects to the socket at the filesystem path `path`.
     ///
     /// If the listener's backlog is full, waits until it has room (on the
