@@ -53,6 +53,8 @@
 //! single-loop channels of `loom::sync::local`, and a line is one `Rc<[u8]>`
 //! shared by every queue it is in.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
