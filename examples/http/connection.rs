@@ -195,9 +195,10 @@ impl Connection {
                 self.input.copy_within(answered.consumed..self.filled, 0);
                 self.filled -= answered.consumed;
                 self.requests += answered.requests as u64;
-                let written = io.write_all(&self.output).and_then(|()| io.flush());
+                // Cleared only once written: a deadline that passes during
+                // the write finds it unsent (see `time_out`).
+                io.write_all(&self.output).and_then(|()| io.flush())?;
                 self.output.clear();
-                written?;
                 return Ok(if answered.close {
                     Round::Close
                 } else {
