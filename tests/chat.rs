@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use loom::net::TcpStream;
 use loom::rt::Backend;
 use loom::sync::local::{Semaphore, WaitGroup};
-use loom_tests::build_example;
+use loom_tests::{build_example, listening_addr};
 
 /// Connections, the stalled one included.
 const CLIENTS: usize = 200;
@@ -91,14 +91,7 @@ impl Server {
             .spawn()
             .expect("start the chat example");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        let addr = first
-            .trim()
-            .strip_prefix("chat: listening on ")
-            .unwrap_or_else(|| panic!("[{backend}] unexpected first line {first:?}"))
-            .parse()
-            .unwrap();
+        let addr = listening_addr("chat", &mut stdout);
         let stderr = child.stderr.take().unwrap();
         Server {
             child,

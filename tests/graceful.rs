@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use loom::net::TcpStream;
 use loom::sync::local::WaitGroup;
-use loom_tests::build_example;
+use loom_tests::{build_example, listening_addr};
 
 const CONNECTIONS: usize = 500;
 /// The example's drain deadline (2 s) and linger (1 s), with room.
@@ -24,16 +24,10 @@ fn start_server(backend: &str) -> (Child, SocketAddr) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the graceful example");
-    let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("graceful: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .unwrap();
+    let addr = listening_addr(
+        "graceful",
+        &mut BufReader::new(child.stdout.as_mut().unwrap()),
+    );
     (child, addr)
 }
 

@@ -8,7 +8,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use loom_tests::{CountingAlloc, build_example, checksum, pattern, thread_allocations};
+use loom_tests::{
+    CountingAlloc, build_example, checksum, listening_addr, pattern, thread_allocations,
+};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -36,16 +38,10 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the http_server example");
-        let mut first = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let addr = first
-            .trim()
-            .strip_prefix("http_server: listening on ")
-            .unwrap_or_else(|| panic!("[{backend}] unexpected first line {first:?}"))
-            .parse()
-            .unwrap();
+        let addr = listening_addr(
+            "http_server",
+            &mut BufReader::new(child.stdout.as_mut().unwrap()),
+        );
         Server {
             child,
             addr,

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use loom_examples::http::app::PLAINTEXT;
-use loom_tests::{build_example, checksum, pattern};
+use loom_tests::{build_example, checksum, listening_addr, pattern};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, ProtocolVersion, RootCertStore, StreamOwned};
@@ -86,14 +86,7 @@ impl ServerProcess {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             dir,
         };
-        let mut first = String::new();
-        server.stdout.read_line(&mut first).unwrap();
-        server.addr = first
-            .trim()
-            .strip_prefix("https_server: listening on ")
-            .unwrap_or_else(|| panic!("[{backend}] unexpected first line {first:?}"))
-            .parse()
-            .unwrap();
+        server.addr = listening_addr("https_server", &mut server.stdout);
         server
     }
 

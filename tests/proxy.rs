@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use loom::net::{TcpListener, TcpStream};
 use loom::rt::Backend;
-use loom_tests::{build_example, checksum, pattern};
+use loom_tests::{build_example, checksum, listening_addr, pattern};
 
 const CONNECTIONS: usize = 1000;
 const SIZE: usize = 1 << 20;
@@ -181,15 +181,8 @@ impl Proxy {
         }
         let mut child = command.spawn().expect("start the proxy example");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        let addr = first
-            .trim()
-            .strip_prefix("proxy: listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .parse()
-            .unwrap();
-        let output = Arc::new(Mutex::new(first));
+        let addr = listening_addr("proxy", &mut stdout);
+        let output = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let drains = vec![
             drain(stdout, Arc::clone(&output)),

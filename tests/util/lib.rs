@@ -236,3 +236,18 @@ pub fn build_example(name: &str) -> String {
     assert!(status.success(), "building example {name} failed");
     format!("{target_dir}/debug/examples/{name}")
 }
+
+/// Reads an example's first line of output, `NAME: listening on ADDR`,
+/// and returns the address: how every server example says where it is.
+pub fn listening_addr(name: &str, stdout: &mut impl std::io::BufRead) -> std::net::SocketAddr {
+    let mut first = String::new();
+    stdout
+        .read_line(&mut first)
+        .expect("read the example's output");
+    first
+        .trim()
+        .strip_prefix(&format!("{name}: listening on "))
+        .unwrap_or_else(|| panic!("{name}: unexpected first line {first:?}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}: {first:?}: {e}"))
+}
