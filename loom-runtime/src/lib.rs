@@ -53,6 +53,7 @@ pub mod rt;
 mod sched;
 pub mod signal;
 mod stack;
+mod stats;
 pub mod sync;
 mod sys;
 pub mod time;

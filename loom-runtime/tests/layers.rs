@@ -28,7 +28,7 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 /// Layers, bottom first: a module may use modules of its own layer or
 /// below, and its own descendants.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("platform", &["sys", "sys/signal", "sys/socket", "list"]),
+    ("platform", &["sys", "sys/signal", "sys/socket", "list", "stats"]),
     ("profiling data", &["profiling/record", "profiling/names"]),
     (
         "fiber core",
@@ -89,6 +89,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "rt/event_loop/waits",
             "rt/current",
             "rt/affinity",
+            "rt/stall",
             "blocking",
         ],
     ),
@@ -98,6 +99,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "lib",
             "rt",
             "rt/cross",
+            "rt/metrics",
             "fiber",
             "fiber/join",
             "fiber/scope",

@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::Duration;
 
+use crate::stats::WaitKind;
 use crate::driver::remote::{FiberWake, Remote};
 use crate::rt::event_loop::EventLoop;
 use crate::sys::cancelled;
@@ -65,7 +66,7 @@ where
     lp.remote_wait_started();
     let mut taken_back = false;
     while !job.header.completion.is_delivered() {
-        lp.sched.suspend();
+        lp.sched.suspend(WaitKind::Blocking);
         if !taken_back && !job.header.completion.is_delivered() && me.cancelled.get() {
             taken_back = true;
             if pool().take_back(header) {
@@ -107,6 +108,13 @@ unsafe fn run_job<F: FnOnce() -> T, T>(header: NonNull<JobHeader>) {
     let f = job.f.take().expect("a job runs once");
     job.result
         .set(Some(panic::catch_unwind(AssertUnwindSafe(f))));
+}
+
+/// The pool's threads, how many of them are idle, and the jobs queued for
+/// them, read under its lock (for `loom::rt::metrics`).
+pub(crate) fn load() -> (usize, usize, usize) {
+    let state = pool().lock();
+    (state.threads, state.idle, state.queue.len())
 }
 
 /// A queued job and the loop to hand it back to.

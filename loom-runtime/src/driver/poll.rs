@@ -34,6 +34,7 @@ use crate::list::{Link, List, container_of};
 use crate::op::{Deadline, Op, Readiness};
 use crate::sched::Scheduler;
 use crate::stack::control::FiberControl;
+use crate::stats::WaitKind;
 use crate::sys::cancelled;
 use crate::wheel::TimerEntry;
 
@@ -267,12 +268,14 @@ impl Poll {
             Wait::Forever => None,
         };
         let mut events = self.events.borrow_mut();
+        sched.stats().driver_waits.incr();
         if let Err(e) = self.poll.borrow_mut().poll(&mut events, timeout)
             && e.kind() != io::ErrorKind::Interrupted
         {
             panic!("loom: waiting for {} events failed: {e}", NATIVE);
         }
         for event in events.iter() {
+            sched.stats().driver_events.incr();
             if event.token() == WAKE_TOKEN {
                 continue; // the remote queue is drained by Driver::turn
             }
@@ -368,6 +371,7 @@ impl Poll {
                 }
             }
             if passed {
+                host.sched().stats().ops_cancelled.incr();
                 break Err(deadline.expect("only a deadline passes").error());
             }
             if !armed && let Some(deadline) = deadline {
@@ -380,9 +384,10 @@ impl Poll {
             let waiter = Waiter::new(me);
             // SAFETY: `waiter` is unparked below, before this iteration ends.
             unsafe { self.park(source, direction, &waiter) };
-            host.sched().suspend();
+            host.sched().suspend(WaitKind::Io);
             self.unpark(source, direction, &waiter);
             if control.cancelled.get() {
+                host.sched().stats().ops_cancelled.incr();
                 break Err(cancelled());
             }
             passed = timer.as_ref().is_some_and(TimerEntry::fired);

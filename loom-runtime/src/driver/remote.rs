@@ -210,6 +210,7 @@ impl Remote {
             unsafe { (envelope.as_ref().open)(envelope, Some(sched)) };
             opened += 1;
         }
+        sched.stats().mail_received.add(opened as u64);
         opened
     }
 

@@ -17,6 +17,7 @@ use std::rc::Rc;
 use std::thread;
 
 use super::join::JoinHandle;
+use crate::stats::WaitKind;
 use crate::list::{Link, List, container_of};
 use crate::rt::current::{current_rc, with_current};
 use crate::rt::event_loop::EventLoop;
@@ -435,7 +436,7 @@ impl ScopeState {
                 self.cancel();
             }
             self.owner_waiting.set(true);
-            self.event_loop.sched.suspend();
+            self.event_loop.sched.suspend(WaitKind::Join);
             self.owner_waiting.set(false);
         }
     }

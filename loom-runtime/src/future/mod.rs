@@ -24,6 +24,7 @@ use std::task::{Context, Poll};
 use std::thread;
 use std::time::Instant;
 
+use crate::stats::WaitKind;
 use crate::driver::remote::FiberWake;
 use crate::rt::current;
 use crate::rt::event_loop::EventLoop;
@@ -265,7 +266,7 @@ fn suspend_parked(
         // Skipped if a wake-up was already claimed before the timer could
         // be armed (the deadline had passed): it is delivered below.
         if !wake.is_delivered() {
-            lp.sched.suspend();
+            lp.sched.suspend(WaitKind::Future);
         }
         if wake.is_delivered() {
             break;
@@ -284,7 +285,7 @@ fn suspend_parked(
             // still refers to `wake`, so wait for it, then report the
             // interruption all the same.
             while !wake.is_delivered() {
-                lp.sched.suspend();
+                lp.sched.suspend(WaitKind::Future);
             }
         }
         stopped = Some(error);

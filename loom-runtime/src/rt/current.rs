@@ -170,7 +170,11 @@ fn run<O: Op>(
             Some(at) if bounded => earlier(deadline, at),
             _ => deadline,
         };
-        lp.driver.run(lp, &mut op, source, deadline)
+        let stats = lp.sched.stats();
+        stats.ops_started.incr();
+        let result = lp.driver.run(lp, &mut op, source, deadline);
+        stats.ops_ended.incr();
+        result
     });
     op.complete(result)
 }

@@ -7,9 +7,12 @@
 //! (called by the loop). Everything else here returns without switching.
 
 use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::list::{List, container_of};
 use crate::stack::control::{FiberControl, FiberState};
+use crate::stats::{LoopStats, WaitKind};
 
 /// What happened when the loop resumed a fiber.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,17 +34,31 @@ pub(crate) struct Scheduler {
     /// Every fiber that has not finished yet, for cancellation at shutdown.
     unfinished: List,
     current: std::cell::Cell<Option<NonNull<FiberControl>>>,
+    /// The loop's counters (`stats.rs`); the scheduler keeps the ones every
+    /// switch and suspension moves.
+    stats: Arc<LoopStats>,
 }
 
 impl Scheduler {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(stats: Arc<LoopStats>) -> Self {
         Scheduler {
             #[cfg(debug_assertions)]
             owner: this_thread(),
             run_queue: List::new(),
             unfinished: List::new(),
             current: std::cell::Cell::new(None),
+            stats,
         }
+    }
+
+    /// The loop's counters.
+    #[inline]
+    pub(crate) fn stats(&self) -> &LoopStats {
+        &self.stats
+    }
+
+    pub(crate) fn runnable_count(&self) -> usize {
+        self.run_queue.len()
     }
 
     pub(crate) fn current(&self) -> Option<NonNull<FiberControl>> {
@@ -95,17 +112,21 @@ impl Scheduler {
         }
     }
 
-    /// The running fiber gives up the CPU until something wakes it. The
-    /// caller re-checks its own condition afterwards: a wake-up may come
-    /// from cancellation rather than from what it waited for.
+    /// The running fiber gives up the CPU until something wakes it; `kind`
+    /// says what it waits for (counted in the loop's metrics). The caller
+    /// re-checks its own condition afterwards: a wake-up may come from
+    /// cancellation rather than from what it waited for.
     ///
     /// # Panics
     /// Outside a fiber.
     #[inline]
-    pub(crate) fn suspend(&self) {
+    pub(crate) fn suspend(&self, kind: WaitKind) {
         let control = self.running("suspend");
         control.state.set(FiberState::Suspended);
+        let waiting = self.stats.waiting(kind);
+        waiting.incr();
         switch_out(control);
+        waiting.decr();
     }
 
     /// The running fiber goes to the back of the run queue.
@@ -140,6 +161,12 @@ impl Scheduler {
         debug_assert_eq!(control.state.get(), FiberState::Runnable);
         control.state.set(FiberState::Running);
         self.current.set(Some(fiber));
+        // For the stall monitor: the loop moved on, and to whom. `Release`
+        // orders the slot's identity (written at spawn) before the pointer.
+        self.stats.switches.incr();
+        self.stats
+            .running
+            .store(fiber.as_ptr().cast(), Ordering::Release);
         // SAFETY: spawn initialised the coroutine; it is moved out only once
         // returned, which it has not (contract). Nothing else references it
         // while the loop resumes it: fiber code touches other fields only.
@@ -153,6 +180,9 @@ impl Scheduler {
         #[cfg(any(feature = "tracy", test))]
         crate::profiling::after_resume(control, profiled);
         self.current.set(None);
+        self.stats
+            .running
+            .store(std::ptr::null_mut(), Ordering::Relaxed);
         match outcome {
             corosensei::CoroutineResult::Yield(()) => Resumed::Switched,
             corosensei::CoroutineResult::Return(()) => {

@@ -5,6 +5,8 @@
 //!
 //! ```text
 //! slot top ─▶ +-------------------------+
+//!             | SlotIdent               |  IDENT_BYTES
+//!             +-------------------------+
 //!             | FiberControl            |  CONTROL_BYTES
 //!             +-------------------------+
 //!             | thread::Result<T>       |  written when the fiber returns
@@ -19,25 +21,108 @@
 //!
 //! So spawning allocates nothing, and the stack-overflow handler finds the
 //! name of an overflowing fiber at a fixed offset from the slot's top.
+//!
+//! The [`SlotIdent`] above the block repeats the fiber's id and name in
+//! atomics, for the stall monitor's thread: it may read a slot whose fiber
+//! has just finished and whose slot is being reused, and only atomic
+//! accesses make that race defined. Nothing writes those bytes otherwise
+//! (the pool's free-list node sits below them).
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::num::NonZeroU64;
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
 
-use super::pool::{PooledStack, StackSlot};
+use super::pool::{IDENT_BYTES, PooledStack, StackSlot};
 use crate::list::Link;
 use crate::sys::round_up;
 
 /// The coroutine type every fiber runs in.
 pub(crate) type FiberCoroutine = Coroutine<(), (), (), PooledStack>;
 
-/// Bytes reserved at the top of every stack slot for the control block.
+/// Bytes reserved for the control block, under the [`SlotIdent`].
 pub(crate) const CONTROL_BYTES: usize = round_up(size_of::<FiberControl>(), 64);
+
+/// Everything above a fiber's result: its identity and control block.
+pub(crate) const TOP_BYTES: usize = IDENT_BYTES + CONTROL_BYTES;
+
+/// The address of the control block of the slot ending at `top`.
+pub(crate) const fn control_addr(top: usize) -> usize {
+    top - TOP_BYTES
+}
+
+/// A fiber's id and name in atomics, at the top of its slot, written at
+/// spawn: what another thread may read about the fiber running in a slot
+/// (see the module documentation).
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub(crate) struct SlotIdent {
+    id: AtomicU64,
+    /// The name's length byte, then its bytes, little-endian in words.
+    name: [AtomicU64; NAME_WORDS],
+}
+
+const NAME_WORDS: usize = (1 + MAX_NAME_BYTES).div_ceil(8);
+const _: () = assert!(size_of::<SlotIdent>() <= IDENT_BYTES);
+
+impl SlotIdent {
+    /// The identity of the slot whose control block is at `control`.
+    pub(crate) fn of(control: *const FiberControl) -> *const SlotIdent {
+        (control as usize + CONTROL_BYTES) as *const SlotIdent
+    }
+
+    /// The identity at the top of the slot ending at `top`.
+    ///
+    /// # Safety
+    /// `top` is the top of a mapped stack slot, whose top [`IDENT_BYTES`]
+    /// are only ever accessed through a `SlotIdent` (fresh memory reads as
+    /// an id of 0 and no name).
+    pub(crate) unsafe fn at<'a>(top: usize) -> &'a SlotIdent {
+        // SAFETY: mapped, page-aligned top minus 64 is aligned for the
+        // type, and only atomics live there (contract).
+        unsafe { &*((top - IDENT_BYTES) as *const SlotIdent) }
+    }
+
+    pub(crate) fn publish(&self, id: u64, name: &FiberName) {
+        let mut bytes = [0u8; NAME_WORDS * 8];
+        bytes[0] = name.len;
+        bytes[1..=MAX_NAME_BYTES].copy_from_slice(&name.bytes);
+        for (word, chunk) in self.name.iter().zip(bytes.chunks_exact(8)) {
+            // Release: a reader that sees a word sees everything the loop
+            // did before, such as the switch counter's bump that retired
+            // this slot's previous fiber.
+            word.store(
+                u64::from_le_bytes(chunk.try_into().expect("8 bytes")),
+                Release,
+            );
+        }
+        self.id.store(id, Release);
+    }
+
+    /// The id and name last published; torn if a spawn is writing them
+    /// right now (the reader checks that the loop did not move on).
+    pub(crate) fn read(&self) -> (u64, FiberName) {
+        let mut bytes = [0u8; NAME_WORDS * 8];
+        for (word, chunk) in self.name.iter().zip(bytes.chunks_exact_mut(8)) {
+            chunk.copy_from_slice(&word.load(Acquire).to_le_bytes());
+        }
+        let mut name = FiberName::empty();
+        let len = usize::from(bytes[0]).min(MAX_NAME_BYTES);
+        let mut end = len;
+        while std::str::from_utf8(&bytes[1..1 + end]).is_err() {
+            end -= 1; // torn: keep what is valid
+        }
+        name.bytes[..end].copy_from_slice(&bytes[1..1 + end]);
+        name.len = end as u8;
+        (self.id.load(Acquire), name)
+    }
+}
 
 /// Written into a control block while its fiber exists; the overflow
 /// handler trusts only blocks that carry it.
@@ -202,7 +287,7 @@ impl OverflowReport {
 /// # Safety
 /// `top` is the end of a registered, mapped stack slot.
 pub(crate) unsafe fn describe_for_overflow(top: usize) -> Option<OverflowReport> {
-    let control = (top - CONTROL_BYTES) as *const FiberControl;
+    let control = control_addr(top) as *const FiberControl;
     // SAFETY: the slot's top page is mapped (this function's contract); a
     // stale or never-used block simply lacks the magic. Volatile keeps the
     // compiler from assuming anything about memory it did not see written.

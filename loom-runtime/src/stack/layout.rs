@@ -11,7 +11,7 @@ use std::thread;
 use corosensei::Yielder;
 use corosensei::stack::STACK_ALIGNMENT;
 
-use super::control::{CONTROL_BYTES, FiberControl, FiberName};
+use super::control::{FiberControl, FiberName, SlotIdent, TOP_BYTES, control_addr};
 use super::pool::{PooledStack, StackSlot};
 use crate::sys::page_size;
 
@@ -36,7 +36,7 @@ impl ResultLayout {
         // Offsets from a page-aligned top keep their alignment only for
         // alignments up to a page.
         let result_below_top = if align <= page_size() {
-            Some(crate::sys::round_up(CONTROL_BYTES + size, align))
+            Some(crate::sys::round_up(TOP_BYTES + size, align))
         } else {
             None
         };
@@ -80,14 +80,17 @@ pub(crate) unsafe fn init_fiber<F, T>(
 where
     F: FnOnce() -> T,
 {
-    let control_addr = slot.top - CONTROL_BYTES;
+    let control_addr = control_addr(slot.top);
     let result_addr = slot.top - layout.result_below_top;
     let base = slot.top - layout.base_below_top;
     debug_assert!(base >= slot.guard + page_size() + MIN_FRAME_BYTES);
     let control = control_addr as *mut FiberControl;
-    // SAFETY: the slot's top CONTROL_BYTES are ours (contract) and
-    // page-aligned top minus a multiple of 64 satisfies the block's alignment.
+    // SAFETY: the slot's top bytes are ours (contract) and page-aligned top
+    // minus a multiple of 64 satisfies the block's alignment.
     unsafe { control.write(FiberControl::new(slot, result_addr as *mut u8, id, name)) };
+    // SAFETY: a slot's top is mapped, and its identity bytes are only ever
+    // accessed as a SlotIdent (the pool's free-list node sits below them).
+    unsafe { SlotIdent::at(slot.top) }.publish(id, &name);
     let entry_control = control.cast_const();
     let body = move |yielder: &Yielder<(), ()>, ()| {
         // SAFETY: the block outlives the coroutine running on its stack.
@@ -148,7 +151,7 @@ mod tests {
             let layout = ResultLayout::of::<T>(64 * 1024).unwrap();
             let result = top - layout.result_below_top;
             assert_eq!(result % align_of::<thread::Result<T>>(), 0);
-            assert!(result + size_of::<thread::Result<T>>() <= top - CONTROL_BYTES);
+            assert!(result + size_of::<thread::Result<T>>() <= control_addr(top));
             assert_eq!((top - layout.base_below_top) % STACK_ALIGNMENT, 0);
             assert!(layout.base_below_top >= layout.result_below_top);
         }

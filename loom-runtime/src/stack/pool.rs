@@ -160,6 +160,11 @@ pub(crate) struct PoolLimits {
     pub(crate) max_map_count_needed: Option<usize>,
 }
 
+/// Bytes at the very top of every stack slot kept for the slot's
+/// `SlotIdent` (`control.rs`), which another thread may read at any time:
+/// the free-list node goes below them.
+pub(crate) const IDENT_BYTES: usize = 64;
+
 /// Whether some pool already logged that the stack budget binds: once per
 /// process, however many loops and runtimes reach it.
 static BUDGET_WARNED: AtomicBool = AtomicBool::new(false);
@@ -233,6 +238,11 @@ impl StackPool {
     #[inline]
     pub(crate) fn limit(&self) -> usize {
         self.max_fibers.min(self.budget.get())
+    }
+
+    /// Stacks handed out (or promised to a woken waiter) right now.
+    pub(crate) fn in_use(&self) -> usize {
+        self.in_use.get()
     }
 
     /// Total slots reserved, over every class.
@@ -359,9 +369,11 @@ impl StackPool {
     pub(crate) unsafe fn put_slot(&self, slot: StackSlot) {
         let mut classes = self.classes.borrow_mut();
         let class = &mut classes[slot.class as usize];
-        let node = (slot.top - size_of::<FreeSlot>()) as *mut FreeSlot;
+        // Below the slot's SlotIdent, which another thread may be reading.
+        let node = (slot.top - IDENT_BYTES - size_of::<FreeSlot>()) as *mut FreeSlot;
         // SAFETY: the slot's memory is mapped read-write and unused (this
-        // function's contract); its top word is aligned for a pointer.
+        // function's contract); a page-aligned top minus 64 and the node's
+        // size is aligned for a pointer.
         unsafe {
             node.write(FreeSlot {
                 next: class.free,
@@ -408,7 +420,7 @@ impl StackPool {
             #[cfg(any(feature = "tracy-fibers", test))]
             // SAFETY: as above.
             let index = unsafe { node.as_ref().index };
-            let top = node.as_ptr() as usize + size_of::<FreeSlot>();
+            let top = node.as_ptr() as usize + size_of::<FreeSlot>() + IDENT_BYTES;
             return Some(StackSlot {
                 guard: top - stride,
                 top,

@@ -26,6 +26,7 @@ use std::thread::{self, Thread};
 use std::time::Instant;
 
 use super::flavour::RawLock;
+use crate::stats::WaitKind;
 use crate::driver::remote::{FiberWake, Remote};
 use crate::list::{Link, List, container_of};
 use crate::rt::current;
@@ -150,7 +151,7 @@ impl Waiter {
                     lp.remote_wait_started();
                 }
                 while !self.is_delivered() {
-                    lp.sched.suspend();
+                    lp.sched.suspend(WaitKind::Sync);
                 }
                 if self.cross_thread {
                     lp.remote_wait_ended();
@@ -251,7 +252,7 @@ fn suspend_until(
         if timer.fired() {
             break Err(Interrupted::TimedOut);
         }
-        lp.sched.suspend();
+        lp.sched.suspend(WaitKind::Sync);
     };
     if cross_thread {
         lp.remote_wait_ended();

@@ -28,6 +28,7 @@ use super::{DriverConfig, Host, Wait, run_on_pool};
 use crate::op::{Deadline, Op};
 use crate::sched::Scheduler;
 use crate::stack::control::FiberControl;
+use crate::stats::WaitKind;
 use crate::sys::{cancelled, syscall};
 use crate::wheel::TimerEntry;
 
@@ -150,7 +151,7 @@ impl Uring {
             self.cancel(&completion, host.sched());
         }
         let raw = loop {
-            host.sched().suspend();
+            host.sched().suspend(WaitKind::Io);
             if let Some(raw) = completion.result() {
                 break raw;
             }
@@ -260,6 +261,7 @@ impl Uring {
     /// it could not post are waiting (`EBUSY`) or when it is short of memory
     /// (`EAGAIN`): reap, then the caller retries.
     fn submit_or_make_room(&self, sched: &Scheduler) {
+        sched.stats().driver_waits.incr();
         let result = self.ring.borrow().submit();
         match result {
             Ok(_) => {}
@@ -274,6 +276,7 @@ impl Uring {
     /// op still produces its own CQE (maybe a success); the cancellation's
     /// CQE is ignored.
     pub(crate) fn cancel(&self, target: &Completion, sched: &Scheduler) {
+        sched.stats().ops_cancelled.incr();
         let entry = opcode::AsyncCancel::new(std::ptr::from_ref(target) as u64)
             .build()
             .user_data(IGNORED);
@@ -302,6 +305,9 @@ impl Uring {
             }
             wait => wait,
         };
+        if !matches!(wait, Wait::No) || self.in_flight.get() > 0 {
+            sched.stats().driver_waits.incr();
+        }
         let result = {
             let mut ring = self.ring.borrow_mut();
             match wait {
@@ -331,6 +337,7 @@ impl Uring {
 
     /// Flushes completions the kernel holds back, then reaps them.
     fn enter_and_reap(&self, sched: &Scheduler) {
+        sched.stats().driver_waits.incr();
         let result = enter_getevents(&mut self.ring.borrow_mut());
         if let Err(e) = result
             && !is_retryable(&e)
@@ -368,6 +375,7 @@ impl Uring {
                     }
                 }
                 self.in_flight.set(self.in_flight.get() - reaped);
+                sched.stats().driver_events.add(reaped as u64);
                 ring.submission().cq_overflow()
             };
             if rearm {

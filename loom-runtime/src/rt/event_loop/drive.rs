@@ -39,6 +39,7 @@ impl EventLoop {
                 }
             }
             self.fire_due_timers();
+            self.publish_gauges();
             if self.sched.has_runnable() {
                 if self.driver.has_pending() {
                     self.driver.turn(Wait::No, &self.sched);
@@ -77,6 +78,7 @@ impl EventLoop {
         let coroutine = unsafe { ptr::read(control.coroutine.get()).assume_init() };
         // The stack handle is plain data; the slot is released separately.
         let _stack: PooledStack = coroutine.into_stack();
+        self.sched.stats().finished.incr();
         if let Some(joiner) = control.joiner.take() {
             self.sched.wake(joiner);
         }

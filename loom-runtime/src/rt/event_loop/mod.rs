@@ -20,6 +20,7 @@ use crate::list::List;
 use crate::sched::Scheduler;
 use crate::stack::control::FiberControl;
 use crate::stack::pool::StackPool;
+use crate::stats::LoopStats;
 use crate::wheel::TimerWheel;
 
 mod drive;
@@ -50,6 +51,8 @@ pub(crate) struct LoopConfig {
 pub(crate) struct RuntimeShared {
     /// The remote end of loop `i`'s driver, by loop index.
     pub(crate) remotes: Box<[Arc<Remote>]>,
+    /// Loop `i`'s counters, by loop index.
+    pub(crate) stats: Arc<[Arc<LoopStats>]>,
 }
 
 /// See the module documentation.
@@ -90,8 +93,9 @@ impl EventLoop {
         index: usize,
         shared: Arc<RuntimeShared>,
     ) -> EventLoop {
+        let stats = Arc::clone(&shared.stats[index]);
         EventLoop {
-            sched: Scheduler::new(),
+            sched: Scheduler::new(stats),
             pool,
             driver,
             index,
@@ -124,6 +128,22 @@ impl EventLoop {
             control.cancelled.set(true);
             self.sched.wake(fiber);
         }
+    }
+
+    /// Copies the gauges readers on other threads cannot compute — queue
+    /// lengths, timers, stacks — into the loop's counters. Once per turn,
+    /// and before a fiber of this loop reads the metrics.
+    pub(crate) fn publish_gauges(&self) {
+        let stats = self.sched.stats();
+        stats.live.set(self.sched.unfinished_count() as u64);
+        stats.runnable.set(self.sched.runnable_count() as u64);
+        stats.timers.set(self.timers.len() as u64);
+        stats.stacks_in_use.set(self.pool.in_use() as u64);
+        stats.stacks_reserved.set(self.pool.capacity() as u64);
+        stats.stack_limit.set(self.pool.limit() as u64);
+        stats
+            .stack_budget
+            .set(self.pool.budget().map_or(u64::MAX, |b| b as u64));
     }
 
     // ---- time -------------------------------------------------------------

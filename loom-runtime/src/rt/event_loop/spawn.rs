@@ -14,6 +14,7 @@ use crate::list::{Link, container_of};
 use crate::stack::control::{FiberControl, FiberName};
 use crate::stack::layout::{ResultLayout, init_fiber};
 use crate::stack::pool::StackSlot;
+use crate::stats::WaitKind;
 use crate::sys::cancelled;
 
 /// A fiber [`EventLoop::spawn`] just started, returning `T`: the one
@@ -92,6 +93,7 @@ impl EventLoop {
                 .set_track(self.pool.track_name(&slot));
             self.sched.admit(fiber);
         }
+        self.sched.stats().spawned.incr();
         Ok(Spawned {
             fiber,
             _result: PhantomData,
@@ -170,7 +172,7 @@ impl EventLoop {
         // release_permit pops it (granted) or we remove it below.
         unsafe { self.stack_waiters.push_back(&waiter.link) };
         loop {
-            self.sched.suspend();
+            self.sched.suspend(WaitKind::Stack);
             // Cancellation wins over a permit granted in the same turn: the
             // permit moves on to the next waiter.
             if is_cancelled() {

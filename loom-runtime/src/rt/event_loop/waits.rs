@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::EventLoop;
 use crate::stack::control::FiberControl;
+use crate::stats::WaitKind;
 use crate::sys::cancelled;
 use crate::wheel::TimerEntry;
 
@@ -35,7 +36,7 @@ impl EventLoop {
             .joiner
             .set(NonNull::new(ptr::from_ref(me).cast_mut()));
         loop {
-            self.sched.suspend();
+            self.sched.suspend(WaitKind::Join);
             if target.is_finished() {
                 return Ok(());
             }
@@ -62,7 +63,7 @@ impl EventLoop {
             .joiner
             .set(NonNull::new(ptr::from_ref(me).cast_mut()));
         let result = loop {
-            self.sched.suspend();
+            self.sched.suspend(WaitKind::Join);
             if target.is_finished() {
                 break Ok(());
             }
@@ -115,7 +116,7 @@ impl EventLoop {
             }
         }
         loop {
-            self.sched.suspend();
+            self.sched.suspend(WaitKind::Timer);
             if entry.fired() {
                 return if cut_short { Err(timed_out()) } else { Ok(()) };
             }

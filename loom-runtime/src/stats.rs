@@ -1,0 +1,116 @@
+//! A loop's counters: written by the loop's own thread, readable from any
+//! thread (`loom::rt::metrics`, the stall monitor).
+//!
+//! Every field has one writer — the loop's thread — so an update is a
+//! relaxed load and a relaxed store, which compile to plain moves: no
+//! locked read-modify-write on the data path. A reader on another thread
+//! sees each value as it was at some recent moment, not a snapshot of all
+//! of them at one instant. The exceptions (`stalls`, `watch`) are written
+//! by the stall monitor and say so.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
+
+/// A number only the loop's thread changes.
+#[derive(Debug, Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline(always)]
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+
+    /// Sets the value; only from the owning loop's thread.
+    #[inline(always)]
+    pub(crate) fn set(&self, value: u64) {
+        self.0.store(value, Relaxed);
+    }
+
+    /// Adds `n`; only from the owning loop's thread, so not an atomic
+    /// read-modify-write.
+    #[inline(always)]
+    pub(crate) fn add(&self, n: u64) {
+        self.set(self.get().wrapping_add(n));
+    }
+
+    #[inline(always)]
+    pub(crate) fn incr(&self) {
+        self.add(1);
+    }
+
+    #[inline(always)]
+    pub(crate) fn decr(&self) {
+        self.set(self.get().wrapping_sub(1));
+    }
+}
+
+/// Why a suspended fiber waits: what `Scheduler::suspend` is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitKind {
+    /// An op in the I/O driver.
+    Io,
+    /// A sleep.
+    Timer,
+    /// A `loom::sync` primitive or channel.
+    Sync,
+    /// Another fiber's end: `join`, a scope's wait.
+    Join,
+    /// A job on the blocking pool.
+    Blocking,
+    /// A free stack (spawning at the pool's limit).
+    Stack,
+    /// A future polled by `block_on`.
+    Future,
+}
+
+impl WaitKind {
+    pub(crate) const COUNT: usize = 7;
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct LoopStats {
+    /// Fibers resumed so far; the stall monitor watches it move.
+    pub(crate) switches: Counter,
+    /// The control block of the fiber running now (null between fibers),
+    /// stored with `Release` after its identity was written (see
+    /// `stack::control::SlotIdent`).
+    pub(crate) running: AtomicPtr<u8>,
+    pub(crate) spawned: Counter,
+    pub(crate) finished: Counter,
+    /// Suspended fibers, by [`WaitKind`].
+    pub(crate) waiting: [Counter; WaitKind::COUNT],
+    pub(crate) ops_started: Counter,
+    pub(crate) ops_ended: Counter,
+    /// Ops given up on: cancellation or a passed deadline.
+    pub(crate) ops_cancelled: Counter,
+    /// Calls into the kernel to submit or wait: `io_uring_enter`,
+    /// `epoll_wait`, `kevent`.
+    pub(crate) driver_waits: Counter,
+    /// Completions (io_uring) or readiness events (epoll, kqueue) reaped.
+    pub(crate) driver_events: Counter,
+    pub(crate) mail_received: Counter,
+    // Gauges the loop publishes once per turn (and when a fiber of this
+    // loop asks for metrics).
+    pub(crate) live: Counter,
+    pub(crate) runnable: Counter,
+    pub(crate) timers: Counter,
+    pub(crate) stacks_in_use: Counter,
+    pub(crate) stacks_reserved: Counter,
+    pub(crate) stack_limit: Counter,
+    /// `u64::MAX`: no mapping budget.
+    pub(crate) stack_budget: Counter,
+    /// Stalls the monitor reported (written by the monitor, `fetch_add`).
+    pub(crate) stalls: AtomicU64,
+    /// `true` once the loop stopped: its stack memory may be unmapped. The
+    /// monitor holds this lock while it reads a running fiber's identity;
+    /// the loop takes it to set the flag, before its stacks go.
+    pub(crate) closed: Mutex<bool>,
+}
+
+impl LoopStats {
+    pub(crate) fn waiting(&self, kind: WaitKind) -> &Counter {
+        &self.waiting[kind as usize]
+    }
+}
