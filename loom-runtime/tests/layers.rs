@@ -28,7 +28,10 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 /// Layers, bottom first: a module may use modules of its own layer or
 /// below, and its own descendants.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("platform", &["sys", "sys/signal", "sys/socket", "list", "stats"]),
+    (
+        "platform",
+        &["sys", "sys/signal", "sys/socket", "list", "stats"],
+    ),
     ("profiling data", &["profiling/record", "profiling/names"]),
     (
         "fiber core",
@@ -51,6 +54,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "profiling/backend",
             "profiling/fiber",
             "profiling/lifetime",
+            "profiling/plots",
         ],
     ),
     ("sched", &["sched"]),

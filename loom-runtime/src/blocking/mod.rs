@@ -24,9 +24,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use crate::stats::WaitKind;
 use crate::driver::remote::{FiberWake, Remote};
 use crate::rt::event_loop::EventLoop;
+use crate::stats::WaitKind;
 use crate::sys::cancelled;
 
 mod unblock;

@@ -17,11 +17,11 @@ use std::rc::Rc;
 use std::thread;
 
 use super::join::JoinHandle;
-use crate::stats::WaitKind;
 use crate::list::{Link, List, container_of};
 use crate::rt::current::{current_rc, with_current};
 use crate::rt::event_loop::EventLoop;
 use crate::stack::control::{Fiber, FiberControl, FiberName};
+use crate::stats::WaitKind;
 
 /// Creates a scope for spawning fibers that borrow from the caller.
 ///

@@ -24,11 +24,11 @@ use std::task::{Context, Poll};
 use std::thread;
 use std::time::Instant;
 
-use crate::stats::WaitKind;
 use crate::driver::remote::FiberWake;
 use crate::rt::current;
 use crate::rt::event_loop::EventLoop;
 use crate::stack::control::FiberControl;
+use crate::stats::WaitKind;
 use crate::sys::cancelled;
 use crate::wheel::TimerEntry;
 

@@ -104,6 +104,19 @@ pub(super) unsafe fn fiber_leave() {
     unsafe { sys::___tracy_fiber_leave() };
 }
 
+/// Adds a point to the plot `name` (Tracy keys a plot by the name's
+/// address).
+///
+/// # Safety
+///
+/// The client is running and stays running until this returns; `name`
+/// lives as long as the process.
+#[inline]
+pub(super) unsafe fn plot(name: &'static CStr, value: i64) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { sys::___tracy_emit_plot_int(name.as_ptr(), value) };
+}
+
 /// The calling thread's OS-level name (at most 15 bytes and a NUL).
 #[cfg(target_os = "linux")]
 fn os_thread_name() -> Option<[u8; 16]> {

@@ -100,6 +100,8 @@ mod fiber;
 mod lifetime;
 #[cfg(any(feature = "tracy-fibers", test))]
 pub(crate) mod names;
+#[cfg(any(feature = "tracy", test))]
+mod plots;
 pub(crate) mod record;
 #[cfg(test)]
 mod recorder;
@@ -114,6 +116,8 @@ use recorder as backend;
 pub(crate) use fiber::{after_resume, before_resume};
 #[cfg(any(feature = "tracy", test))]
 pub(crate) use lifetime::{RuntimeProfile, name_loop_thread};
+#[cfg(any(feature = "tracy", test))]
+pub(crate) use plots::plot_loop;
 pub use record::MAX_FIBER_ZONES;
 #[cfg(any(feature = "tracy", test))]
 pub use record::SourceLocation;
@@ -267,3 +271,8 @@ impl RuntimeProfile {
 #[cfg(not(any(feature = "tracy", test)))]
 #[inline(always)]
 pub(crate) fn name_loop_thread(_loop_index: usize) {}
+
+/// Without profiling there is nothing to plot.
+#[cfg(not(any(feature = "tracy", test)))]
+#[inline(always)]
+pub(crate) fn plot_loop(_loop_index: usize, _stats: &crate::stats::LoopStats) {}

@@ -26,6 +26,7 @@ pub(super) enum Event {
     Enter(&'static str),
     Leave,
     ThreadName(&'static str),
+    Plot(&'static str, i64),
 }
 
 /// Events kept per recording; more fail the test in [`stop`].
@@ -88,6 +89,18 @@ pub(super) unsafe fn set_thread_name(name: &CStr) {
         let name = name.to_str().expect("loop names are UTF-8").to_owned();
         record(Event::ThreadName(Box::leak(name.into_boxed_str())));
     }
+}
+
+/// Records [`Event::Plot`].
+///
+/// # Safety
+///
+/// None; `unsafe` as the Tracy call it stands in for.
+pub(super) unsafe fn plot(name: &'static CStr, value: i64) {
+    record(Event::Plot(
+        name.to_str().expect("plot names are UTF-8"),
+        value,
+    ));
 }
 
 /// Records [`Event::Begin`].

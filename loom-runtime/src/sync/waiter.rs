@@ -26,12 +26,12 @@ use std::thread::{self, Thread};
 use std::time::Instant;
 
 use super::flavour::RawLock;
-use crate::stats::WaitKind;
 use crate::driver::remote::{FiberWake, Remote};
 use crate::list::{Link, List, container_of};
 use crate::rt::current;
 use crate::rt::event_loop::EventLoop;
 use crate::stack::control::FiberControl;
+use crate::stats::WaitKind;
 use crate::wheel::TimerEntry;
 
 /// Why a wait ended without being notified.

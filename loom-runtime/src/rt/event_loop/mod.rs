@@ -144,6 +144,7 @@ impl EventLoop {
         stats
             .stack_budget
             .set(self.pool.budget().map_or(u64::MAX, |b| b as u64));
+        crate::profiling::plot_loop(self.index, stats);
     }
 
     // ---- time -------------------------------------------------------------
