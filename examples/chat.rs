@@ -459,6 +459,7 @@ fn serve(options: &Options) -> io::Result<()> {
 /// One loop is plenty: the work per line is a few queue operations per
 /// client, and one loop needs no locks.
 fn main() -> io::Result<()> {
+    loom_examples::init_logging();
     let options = Options::parse()?;
     loom::Runtime::builder()
         .build()?

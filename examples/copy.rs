@@ -27,6 +27,7 @@ const SELF_TEST_BYTES: u64 = 64 << 20;
 const SELF_TEST_FIBERS: usize = 8;
 
 fn main() -> io::Result<()> {
+    loom_examples::init_logging();
     let mut fibers = 1;
     let mut paths = Vec::new();
     let mut args = std::env::args_os().skip(1);

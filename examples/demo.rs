@@ -18,10 +18,12 @@
 //! run, `-- --secs S --conns N --threads N` to change the echo phase,
 //! `-- --fibers N` the sleeping one.
 //!
-//! `main` is a `#[loom::main]` fiber; each measurement needs a runtime of
-//! its own (a chosen backend, a stack pool sized from the command line), so
-//! main builds those with `loom::Runtime::builder()` and runs each on the
-//! blocking pool (`loom::unblock`), where a thread may start a runtime.
+//! `main` installs the logger (so an io_uring fallback is seen) and runs
+//! `fiber_main::main`, a `#[loom::main]` fiber; each measurement needs a
+//! runtime of its own (a chosen backend, a stack pool sized from the
+//! command line), so that fiber builds those with
+//! `loom::Runtime::builder()` and runs each on the blocking pool
+//! (`loom::unblock`), where a thread may start a runtime.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -380,66 +382,82 @@ fn echo_run(backend: Backend, options: &Options) -> std::io::Result<EchoResult> 
     })
 }
 
-#[loom::main]
+/// Installs the logger, then runs [`fiber_main::main`]. `#[loom::main]`
+/// builds its runtime before its body runs, and building it is when an
+/// io_uring the host refuses is logged (with the epoll used instead), so
+/// the logger cannot wait for the body: it goes here, first.
 fn main() -> std::io::Result<()> {
-    let options = Options::parse();
-    let loops = match options.threads {
-        1 => "one loop".to_owned(),
-        n if can_pin(n) => format!(
-            "{n} loops pinned one per CPU, a listener on each (SO_REUSEPORT), clients spread \
-             over them"
-        ),
-        n => format!(
-            "{n} loops (unpinned: more loops than CPUs), a listener on each (SO_REUSEPORT), \
-             clients spread over them"
-        ),
-    };
-    println!(
-        "loom demo 1/2: echo over loopback, {loops}, {} connections, {MESSAGE_BYTES}-byte \
-         messages, {:.1} s per backend",
-        options.connections, options.echo_secs
-    );
-    let multi = options.threads > 1;
-    println!(
-        "  {:<9} {:>5} {:>6} {:>12} {:>9} {:>9} {:>22}{}",
-        "backend",
-        "loops",
-        "conns",
-        "messages/s",
-        "p50 µs",
-        "p99 µs",
-        "heap allocs measured",
-        if multi { "  accepted per loop" } else { "" }
-    );
-    for backend in Backend::available() {
-        let run_options = options.clone();
-        let result = loom::unblock(move || echo_run(backend, &run_options))??;
-        let accepted = if multi {
-            let counts: Vec<_> = result.accepted.iter().map(u64::to_string).collect();
-            format!("  {}", counts.join("/"))
-        } else {
-            String::new()
+    loom_examples::init_logging();
+    fiber_main::main()
+}
+
+/// The demo, as the main fiber. In a module of its own because
+/// `#[loom::main]` goes on a function named `main`, and the crate's `main`
+/// is the one above.
+mod fiber_main {
+    use super::*;
+
+    #[loom::main]
+    pub fn main() -> std::io::Result<()> {
+        let options = Options::parse();
+        let loops = match options.threads {
+            1 => "one loop".to_owned(),
+            n if can_pin(n) => format!(
+                "{n} loops pinned one per CPU, a listener on each (SO_REUSEPORT), clients spread \
+                 over them"
+            ),
+            n => format!(
+                "{n} loops (unpinned: more loops than CPUs), a listener on each (SO_REUSEPORT), \
+                 clients spread over them"
+            ),
         };
         println!(
-            "  {:<9} {:>5} {:>6} {:>12.0} {:>9.1} {:>9.1} {:>22}{accepted}",
-            result.backend.name(),
-            options.threads,
-            options.connections,
-            result.messages_per_sec,
-            result.p50_micros,
-            result.p99_micros,
-            result.allocations
+            "loom demo 1/2: echo over loopback, {loops}, {} connections, {MESSAGE_BYTES}-byte \
+             messages, {:.1} s per backend",
+            options.connections, options.echo_secs
         );
-    }
-    if multi {
+        let multi = options.threads > 1;
         println!(
-            "  (heap allocations: one process-wide counter, so they cover every loop, from the \
-             first measured round trip on any loop until the last client finished)"
+            "  {:<9} {:>5} {:>6} {:>12} {:>9} {:>9} {:>22}{}",
+            "backend",
+            "loops",
+            "conns",
+            "messages/s",
+            "p50 µs",
+            "p99 µs",
+            "heap allocs measured",
+            if multi { "  accepted per loop" } else { "" }
         );
+        for backend in Backend::available() {
+            let run_options = options.clone();
+            let result = loom::unblock(move || echo_run(backend, &run_options))??;
+            let accepted = if multi {
+                let counts: Vec<_> = result.accepted.iter().map(u64::to_string).collect();
+                format!("  {}", counts.join("/"))
+            } else {
+                String::new()
+            };
+            println!(
+                "  {:<9} {:>5} {:>6} {:>12.0} {:>9.1} {:>9.1} {:>22}{accepted}",
+                result.backend.name(),
+                options.threads,
+                options.connections,
+                result.messages_per_sec,
+                result.p50_micros,
+                result.p99_micros,
+                result.allocations
+            );
+        }
+        if multi {
+            println!(
+                "  (heap allocations: one process-wide counter, so they cover every loop, from the \
+                 first measured round trip on any loop until the last client finished)"
+            );
+        }
+        println!();
+        let fibers = fibers_that_fit(options.fibers);
+        loom::unblock(move || sleeping_fibers(fibers))?
     }
-    println!();
-    let fibers = fibers_that_fit(options.fibers);
-    loom::unblock(move || sleeping_fibers(fibers))?
 }
 
 /// `wanted`, or as many fibers as the host's stack budget holds, with one

@@ -10,7 +10,6 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use loom::net::{TcpListener, TcpStream};
-use loom::signal::{SIGINT, SIGTERM, Signals};
 
 /// The per-connection work, one zone per call when profiling.
 #[loom::profile]
@@ -56,22 +55,41 @@ fn accept_loop(listener: TcpListener) {
     }
 }
 
-#[loom::main]
+/// Installs the logger, then runs [`fiber_main::main`]. `#[loom::main]`
+/// builds its runtime before its body runs, and building it is when an
+/// io_uring the host refuses is logged (with the epoll used instead), so
+/// the logger cannot wait for the body: it goes here, first.
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:7000".to_owned());
-    // Before anything else, so a signal from here on is this fiber's.
-    let signals = Signals::new(&[SIGTERM, SIGINT])?;
-    let listener = TcpListener::bind(addr.as_str())?;
-    println!(
-        "echo: listening on {} ({} backend); SIGTERM or Ctrl-C stops",
-        listener.local_addr()?,
-        loom::rt::backend()
-    );
-    accept_loop(listener);
-    // Parks the main fiber until a signal arrives.
-    signals.recv()?;
-    println!("echo: signal received, shutting down");
-    Ok(())
+    loom_examples::init_logging();
+    fiber_main::main()
+}
+
+/// The server, as the main fiber. In a module of its own because
+/// `#[loom::main]` goes on a function named `main`, and the crate's `main`
+/// is the one above.
+mod fiber_main {
+    use loom::net::TcpListener;
+    use loom::signal::{SIGINT, SIGTERM, Signals};
+
+    use super::accept_loop;
+
+    #[loom::main]
+    pub fn main() -> std::io::Result<()> {
+        let addr = std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "127.0.0.1:7000".to_owned());
+        // Before anything else, so a signal from here on is this fiber's.
+        let signals = Signals::new(&[SIGTERM, SIGINT])?;
+        let listener = TcpListener::bind(addr.as_str())?;
+        println!(
+            "echo: listening on {} ({} backend); SIGTERM or Ctrl-C stops",
+            listener.local_addr()?,
+            loom::rt::backend()
+        );
+        accept_loop(listener);
+        // Parks the main fiber until a signal arrives.
+        signals.recv()?;
+        println!("echo: signal received, shutting down");
+        Ok(())
+    }
 }

@@ -284,6 +284,7 @@ fn server(addr: SocketAddr, options: &Options) -> io::Result<()> {
 }
 
 fn main() -> io::Result<()> {
+    loom_examples::init_logging();
     let options = Options::parse();
     let default_addr = if options.self_test {
         "127.0.0.1:0"

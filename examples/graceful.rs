@@ -41,6 +41,7 @@ const POLL: Duration = Duration::from_millis(100);
 const LINGER: Duration = Duration::from_secs(1);
 
 fn main() -> io::Result<()> {
+    loom_examples::init_logging();
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:0".to_owned());

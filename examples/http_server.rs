@@ -24,7 +24,7 @@ use loom::signal::{SIGINT, SIGTERM, Signals};
 use loom_examples::http::{Options, Server, app};
 
 fn main() -> io::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    loom_examples::init_logging();
     let options = Options::parse("127.0.0.1:8080", |flag, _| {
         Err(format!("unknown option {flag}"))
     })
@@ -44,7 +44,7 @@ fn serve(options: Options) -> io::Result<()> {
         drain: options.drain,
         signals: &signals,
     };
-    let stats = server.run(&listener, Ok, app::route)?;
+    let stats = server.run(&listener, Ok, app::route_with_metrics)?;
     println!(
         "http_server: stopped after {} connections, {} requests ({} timed out, {} failed)",
         stats.connections.get(),

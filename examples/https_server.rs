@@ -86,7 +86,7 @@ impl Transport for Tls {
 
 /// Parses the options, sets up TLS, and serves until a signal.
 fn main() -> io::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    loom_examples::init_logging();
     let (options, certs) =
         parse_options().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     // Certificates before the runtime: a bad `--cert` fails at once, and
@@ -120,7 +120,7 @@ fn serve(options: Options, config: Arc<ServerConfig>) -> io::Result<()> {
         }
         Ok(Tls(StreamOwned::new(conn, sock)))
     };
-    let stats = server.run(&listener, open, app::route)?;
+    let stats = server.run(&listener, open, app::route_with_metrics)?;
     println!(
         "https_server: stopped after {} connections, {} requests ({} timed out, {} failed)",
         stats.connections.get(),

@@ -156,6 +156,7 @@ fn parse_options() -> io::Result<Options> {
 }
 
 fn main() -> io::Result<()> {
+    loom_examples::init_logging();
     match parse_options()? {
         Options::Proxy {
             listen,

@@ -6,6 +6,7 @@
 //! `cargo run --release --example spawn_loop -- 1000000`
 
 fn main() {
+    loom_examples::init_logging();
     let n: u64 = std::env::args()
         .nth(1)
         .map_or(1000, |a| a.parse().expect("N must be a number"));

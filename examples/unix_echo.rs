@@ -13,6 +13,7 @@ const CLIENTS: usize = 4;
 const MESSAGES: usize = 100;
 
 fn main() -> io::Result<()> {
+    loom_examples::init_logging();
     let path: PathBuf = std::env::args_os().nth(1).map_or_else(
         || std::env::temp_dir().join(format!("loom-unix-echo-{}.sock", std::process::id())),
         PathBuf::from,

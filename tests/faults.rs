@@ -49,8 +49,21 @@ fn io_uring_refused_by_seccomp_falls_back_to_epoll() {
     assert!(fallback_lines[0].contains("EPERM") || fallback_lines[0].contains("not permitted"));
 }
 
+/// The fallback lines the exec'd program wrote: those of `env_logger`
+/// (`[TIME INFO  loom_runtime::driver] loom: io_uring unavailable ...`), not
+/// the `[INFO] loom: ...` of the child's own logger, which ran first.
+fn program_fallback_lines(output: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|line| line.contains("io_uring unavailable") && !line.starts_with("[INFO] "))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// README command 1 under the same seccomp filter: the demo runs its echo
-/// table on epoll only, and the rest of it still works.
+/// table on epoll only, the rest of it still works, and it says on stderr
+/// why it is on epoll — once, at `info`, the default level of the examples'
+/// logger (`loom_examples::init_logging`), installed before the runtime.
 #[test]
 fn the_demo_runs_when_io_uring_is_refused() {
     let demo = build_example("demo");
@@ -63,6 +76,15 @@ fn the_demo_runs_when_io_uring_is_refused() {
         ],
     );
     assert!(output.status.success(), "{}", report(&output));
+    let fallback = program_fallback_lines(&output);
+    assert_eq!(fallback.len(), 1, "{}", report(&output));
+    assert!(
+        fallback[0].contains(" INFO ")
+            && fallback[0].contains("loom: io_uring unavailable (io_uring_setup: ")
+            && fallback[0].contains("); using epoll instead"),
+        "{}",
+        report(&output)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let table: Vec<&str> = stdout
         .lines()
@@ -77,6 +99,31 @@ fn the_demo_runs_when_io_uring_is_refused() {
         report(&output)
     );
     assert!(stdout.contains("loom demo 2/2"), "{}", report(&output));
+}
+
+/// `RUST_LOG=off` silences the examples' logger: the demo falls back to
+/// epoll without a word.
+#[test]
+fn the_demo_falls_back_silently_with_rust_log_off() {
+    let demo = build_example("demo");
+    let output = run_child(
+        CHILD,
+        "uring-denied",
+        &[
+            ("LOOM_CHILD_EXEC", demo.as_str()),
+            ("LOOM_CHILD_EXEC_ARGS", "--quick"),
+            ("LOOM_CHILD_EXEC_ENV", "RUST_LOG=off"),
+        ],
+    );
+    assert!(output.status.success(), "{}", report(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("loom demo 2/2"), "{}", report(&output));
+    assert_eq!(
+        program_fallback_lines(&output),
+        Vec::<String>::new(),
+        "{}",
+        report(&output)
+    );
 }
 
 /// `LOOM_BACKEND=io_uring` where io_uring is refused: `#[loom::main]`

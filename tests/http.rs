@@ -206,6 +206,56 @@ fn a_real_client_gets_every_route() {
     }
 }
 
+/// `/metrics`, scraped as Prometheus would: every sample well formed, and
+/// the numbers move with the traffic.
+#[test]
+fn metrics_are_served_for_prometheus() {
+    for backend in backends() {
+        let server = Server::start(backend, &[]);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let scrape = || {
+            let mut answer = agent.get(server.url("/metrics")).call().unwrap();
+            assert_eq!(answer.status(), 200);
+            assert_eq!(
+                answer.headers()["content-type"],
+                "text/plain; version=0.0.4"
+            );
+            answer.body_mut().read_to_string().unwrap()
+        };
+        let sample = |text: &str, name: &str| -> u64 {
+            let line = text
+                .lines()
+                .find(|line| line.starts_with(name))
+                .unwrap_or_else(|| panic!("[{backend}] no {name} in\n{text}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        let first = scrape();
+        for line in first.lines().filter(|line| !line.starts_with('#')) {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            assert!(name.starts_with("loom_"), "[{backend}] {line}");
+            value
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("[{backend}] {line}"));
+        }
+        // The accept loop and this connection's fiber, at least.
+        assert!(sample(&first, "loom_fibers_live{loop=\"0\"}") >= 2, "{first}");
+        for _ in 0..20 {
+            agent.get(server.url("/plaintext")).call().unwrap();
+        }
+        let second = scrape();
+        let ops = |text: &str| sample(text, "loom_ops_completed_total{loop=\"0\"}");
+        assert!(ops(&second) >= ops(&first) + 20, "[{backend}]\n{first}\n{second}");
+        // Present (a loaded test machine may deschedule the loop: no 0).
+        sample(&second, "loom_stalls_total{loop=\"0\"}");
+        let wrong = agent.post(server.url("/metrics")).send("x").unwrap();
+        assert_eq!(wrong.status(), 405);
+        server.stop(PATIENCE);
+    }
+}
+
 #[test]
 fn pipelined_requests_are_answered_in_order() {
     for backend in backends() {

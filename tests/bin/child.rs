@@ -474,7 +474,12 @@ fn uring_denied() {
             .map(str::to_owned)
             .collect();
         let mut command = std::process::Command::new(program);
-        command.args(args).env_remove("LOOM_CHILD_EXEC");
+        // RUST_LOG removed: the program logs at its own default level,
+        // whatever the environment `cargo test` ran in says.
+        command
+            .args(args)
+            .env_remove("LOOM_CHILD_EXEC")
+            .env_remove("RUST_LOG");
         // `NAME=value` for the exec'd program only (this child must not
         // see it: it builds runtimes of its own above).
         if let Ok(var) = std::env::var("LOOM_CHILD_EXEC_ENV") {

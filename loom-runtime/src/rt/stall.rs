@@ -35,12 +35,15 @@ impl StallMonitor {
     /// the runtime runs unwatched rather than not at all.
     pub(crate) fn start(threshold: Duration, loops: Arc<[Arc<LoopStats>]>) -> Option<StallMonitor> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let thread = thread::Builder::new()
-            .name("loom-stall-monitor".into())
-            .spawn({
-                let stop = Arc::clone(&stop);
-                move || watch(threshold, &loops, &stop)
-            });
+        // Started with signals blocked, like every loom thread, so it never
+        // takes a signal meant for a `loom::signal::Signals` (a signalfd
+        // sees only signals every thread blocks), not even as it starts.
+        let thread = crate::sys::signal::with_loom_thread_signals_blocked(|| {
+            let stop = Arc::clone(&stop);
+            thread::Builder::new()
+                .name("loom-stall-monitor".into())
+                .spawn(move || watch(threshold, &loops, &stop))
+        });
         match thread {
             Ok(thread) => Some(StallMonitor { stop, thread }),
             Err(e) => {

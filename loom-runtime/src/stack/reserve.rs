@@ -54,9 +54,14 @@ pub(crate) fn detect_guard_kind() -> GuardKind {
     if madvise_guards_supported() {
         GuardKind::Madvise
     } else {
-        log::info!(
-            "MADV_GUARD_INSTALL unsupported (Linux < 6.13); fiber stack guards use mprotect"
-        );
+        // Once per process, like the backend fallback: a program may build
+        // many runtimes.
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            log::info!(
+                "MADV_GUARD_INSTALL unsupported (Linux < 6.13); fiber stack guards use mprotect"
+            );
+        });
         GuardKind::Mprotect
     }
 }

@@ -178,23 +178,15 @@ pub(crate) fn block_loom_thread_signals() {
 
 /// Runs `f` with every signal `loom::signal` could take over blocked in
 /// the calling thread, then restores its mask: threads `f` starts (Tracy's
-/// own, when loom starts the profiler) inherit the blocked mask and so,
+/// own, when loom starts the profiler; the stall monitor) inherit the blocked mask and so,
 /// like loom's threads, never take a signal meant for a `Signals`.
 #[cfg(target_os = "linux")]
-#[cfg_attr(
-    any(not(feature = "tracy"), test),
-    expect(dead_code, reason = "only the Tracy start-up needs it")
-)]
 pub(crate) fn with_loom_thread_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
     with_mask_changed(libc::SIG_BLOCK, SignalSet::catchable(), f)
 }
 
 /// Nothing to block on kqueue platforms (see `block_loom_thread_signals`).
 #[cfg(not(target_os = "linux"))]
-#[cfg_attr(
-    any(not(feature = "tracy"), test),
-    expect(dead_code, reason = "only the Tracy start-up needs it")
-)]
 pub(crate) fn with_loom_thread_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
