@@ -129,7 +129,8 @@ fn a_zone_open_on_a_plain_thread_while_runtimes_end() {
 fn the_client_welcomes_a_tracy_0_14_viewer_on_loopback_only() {
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpStream};
-    use std::time::Instant;
+
+    use crate::listener::{LISTEN, sockets_of_this_process, tracy_listener};
 
     /// Tracy 0.14's `ProtocolVersion` (common/TracyProtocol.hpp).
     const PROTOCOL: u32 = 82;
@@ -155,16 +156,7 @@ fn the_client_welcomes_a_tracy_0_14_viewer_on_loopback_only() {
     // The first runtime of the process starts the client (if no other test
     // got there first); its worker thread opens the listener soon after.
     runtime().run(fibers);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let listener = loop {
-        let listening = sockets_of_this_process("tcp", LISTEN);
-        if let Some(&addr) = listening.first() {
-            assert_eq!(listening.len(), 1, "one Tracy listener: {listening:?}");
-            break addr;
-        }
-        assert!(Instant::now() < deadline, "Tracy never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let listener = tracy_listener(Duration::from_secs(10));
     assert!(listener.ip().is_loopback(), "Tracy listens on {listener}");
     assert!(sockets_of_this_process("tcp6", LISTEN).is_empty());
     for udp in ["udp", "udp6"] {
@@ -187,53 +179,8 @@ fn the_client_welcomes_a_tracy_0_14_viewer_on_loopback_only() {
     // Hanging up is what a closing viewer does; the client stops sending.
 }
 
-/// `st` of a listening socket in /proc/net/tcp.
+/// Shared with tests/tracy_stream.rs, whose viewer reads past the
+/// handshake (in a process of its own: the client serves one viewer).
 #[cfg(all(feature = "tracy", target_os = "linux"))]
-const LISTEN: Option<&str> = Some("0A");
-
-/// The local addresses of this process's sockets in `/proc/net/<table>`
-/// (in state `state`, if given), found by the inodes of its descriptors.
-#[cfg(all(feature = "tracy", target_os = "linux"))]
-fn sockets_of_this_process(table: &str, state: Option<&str>) -> Vec<std::net::SocketAddr> {
-    use std::collections::HashSet;
-    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-
-    let inodes: HashSet<String> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter_map(|target| {
-            let target = target.to_str()?;
-            Some(
-                target
-                    .strip_prefix("socket:[")?
-                    .strip_suffix(']')?
-                    .to_owned(),
-            )
-        })
-        .collect();
-    let text = std::fs::read_to_string(format!("/proc/net/{table}")).unwrap();
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (local, st, inode) = (fields[1], fields[3], fields[9]);
-            if !inodes.contains(inode) || state.is_some_and(|wanted| wanted != st) {
-                return None;
-            }
-            // The address is hex in host byte order, 32 bits at a time.
-            let (ip, port) = local.split_once(':')?;
-            let port = u16::from_str_radix(port, 16).ok()?;
-            let words: Vec<u32> = (0..ip.len() / 8)
-                .map(|i| u32::from_str_radix(&ip[8 * i..8 * i + 8], 16).unwrap())
-                .collect();
-            let ip = match words.as_slice() {
-                [v4] => Ipv4Addr::from(v4.to_ne_bytes()).into(),
-                v6 => {
-                    let bytes: Vec<u8> = v6.iter().flat_map(|w| w.to_ne_bytes()).collect();
-                    Ipv6Addr::from(<[u8; 16]>::try_from(bytes).unwrap()).into()
-                }
-            };
-            Some(SocketAddr::new(ip, port))
-        })
-        .collect()
-}
+#[path = "tracy/listener.rs"]
+mod listener;
