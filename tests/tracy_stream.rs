@@ -3,9 +3,10 @@
 //! stream, asks the client for the names behind its pointers, and checks
 //! that the program's zones arrive on the tracks loom promises — the loop
 //! thread's in replay mode (`tracy`), a fiber slot's in fiber-tracks mode
-//! (`tracy-fibers`). A file of its own: without `ondemand` the client
-//! serves a single viewer per process, and tests/profiling.rs's handshake
-//! test takes its own process's.
+//! (`tracy-fibers`) — and that loop 0's gauges arrive as plots under
+//! their names, with the values the program gave them. A file of its own:
+//! without `ondemand` the client serves a single viewer per process, and
+//! tests/profiling.rs's handshake test takes its own process's.
 #![cfg(all(feature = "tracy", target_os = "linux"))]
 
 mod tracy;
@@ -24,6 +25,10 @@ const FILLER: &str = "tracy_stream::filler";
 const ROOT: &str = "tracy_stream::root";
 const IN_FIBER: &str = "tracy_stream::in_fiber";
 const AFTER_SLEEP: &str = "tracy_stream::after_sleep";
+
+// Two of the loop's plots (loom-runtime's profiling/plots.rs).
+const FIBERS_LIVE: &str = "loom-loop-0 fibers live";
+const RUNNABLE: &str = "loom-loop-0 runnable";
 
 /// Enough zones (some 840 KB of events) to fill several frames and wrap
 /// the client's ring buffer, so the zones after them arrive only if the
@@ -98,17 +103,34 @@ fn a_viewer_receives_the_programs_zones_on_their_tracks() {
             assert_eq!(*track, Track::Thread(loop_thread), "{trace}");
         }
     }
+
+    // A turn plots its gauges in one order, so the two plots' n-th points
+    // are the same turn's; a fiber in the run queue is a live one.
+    for (live, runnable) in trace.plot(FIBERS_LIVE).iter().zip(trace.plot(RUNNABLE)) {
+        assert!(runnable <= live, "{runnable} runnable of {live}: {trace}");
+    }
 }
 
 /// What the trace lacks before it can be checked, if anything: each zone
-/// (under its name), and the client's answers to all the queries its
-/// events called for (the fiber tracks' names).
+/// (under its name), the plot points below, and the client's answers to
+/// all the queries its events called for (the fiber tracks' and the
+/// plots' names).
 fn missing(trace: &Trace) -> Option<String> {
     if let Some(name) = [FILLER, ROOT, IN_FIBER, AFTER_SLEEP]
         .into_iter()
         .find(|name| trace.tracks_of(name).is_empty())
     {
         return Some(format!("no zone {name}"));
+    }
+    // Points the program must have plotted: the root and its child live
+    // while the child sleeps, and the child runnable once its timer fired.
+    // Waited for, not just checked: with fiber tracks, zones come by the
+    // client's serial queue and plots by the loop thread's, in no set
+    // order, so the last zone is no sign the points before it are in.
+    for (plot, least) in [(FIBERS_LIVE, 2.0), (RUNNABLE, 1.0)] {
+        if !trace.plot(plot).iter().any(|&value| value >= least) {
+            return Some(format!("no point >= {least} in plot {plot}"));
+        }
     }
     trace.unanswered()
 }

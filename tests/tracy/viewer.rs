@@ -1,12 +1,13 @@
-//! Just enough of a Tracy 0.14 viewer (protocol 82) to see which zones and
-//! fiber tracks loom's client sends: the handshake, the LZ4 stream of
-//! events, and the queries that turn the events' pointers into names.
+//! Just enough of a Tracy 0.14 viewer (protocol 82) to see which zones,
+//! fiber tracks and plots loom's client sends: the handshake, the LZ4
+//! stream of events, and the queries that turn the events' pointers into
+//! names.
 //!
 //! The client (tracy-client-sys `=0.30.1`; `client/TracyProfiler.cpp`,
 //! `common/TracyProtocol.hpp`, `common/TracyQueue.hpp`) sends a zone's
-//! source location, a string or a fiber's name only as an address, and
-//! their contents only when the viewer asks (`ServerQuery*`). Everything
-//! is little-endian and packed.
+//! source location, a string, a fiber's or a plot's name only as an
+//! address, and their contents only when the viewer asks (`ServerQuery*`).
+//! Everything is little-endian and packed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -40,6 +41,8 @@ mod kind {
     pub const ZONE_END_32: u8 = 26;
     pub const ZONE_END_16: u8 = 27;
     pub const PLOT_DATA_INT: u8 = 55;
+    pub const PLOT_DATA_FLOAT: u8 = 56;
+    pub const PLOT_DATA_DOUBLE: u8 = 57;
     pub const FIBER_ENTER: u8 = 68;
     pub const FIBER_LEAVE: u8 = 69;
     pub const TERMINATE: u8 = 73;
@@ -57,6 +60,7 @@ mod kind {
     pub const THREAD_GROUP_HINT: u8 = 117;
     pub const STRING_DATA: u8 = 119;
     pub const THREAD_NAME: u8 = 120;
+    pub const PLOT_NAME: u8 = 121;
     pub const FIBER_NAME: u8 = 131;
 }
 
@@ -65,6 +69,7 @@ mod query {
     pub const STRING: u8 = 1;
     pub const THREAD_STRING: u8 = 2;
     pub const SOURCE_LOCATION: u8 = 3;
+    pub const PLOT_NAME: u8 = 4;
     pub const FIBER_NAME: u8 = 7;
 }
 
@@ -173,6 +178,7 @@ enum Event {
     ZoneBegin(ZoneBegin),
     FiberEnter(FiberEnter),
     FiberLeave(FiberLeave),
+    PlotPoint(PlotPoint),
     /// The answer to `ServerQuerySourceLocation`.
     SourceLocation(SourceLocation),
     /// The answer to a query for a string.
@@ -202,6 +208,16 @@ struct FiberLeave {
     thread: u32,
 }
 
+/// `QueuePlotDataInt` (or `Float`, `Double`): a point of the plot named at
+/// `name` (the name's address is the plot's identity). Its time, a delta
+/// from the thread's previous event, is read past: the order of a plot's
+/// points is all this viewer needs.
+#[derive(Debug)]
+struct PlotPoint {
+    name: u64,
+    value: f64,
+}
+
 /// `QueueSourceLocation`, of which only the name's address matters here
 /// (the string to ask for next). It does not say which location it
 /// describes: answers come in the order of the queries.
@@ -212,7 +228,7 @@ struct SourceLocation {
 
 /// `QueueStringTransfer` and a 16-bit length: the string at `ptr` (or the
 /// name of thread `ptr`), as `kind` (`StringData`, `ThreadName`,
-/// `FiberName`...).
+/// `FiberName`, `PlotName`...).
 #[derive(Debug)]
 struct Text {
     kind: u8,
@@ -249,12 +265,24 @@ impl Event {
                     thread: bytes.u32()?,
                 })
             }
+            PLOT_DATA_INT | PLOT_DATA_FLOAT | PLOT_DATA_DOUBLE => {
+                let name = bytes.u64()?;
+                bytes.skip(8)?; // time
+                // One type for all three: loom's gauges (integers) are far
+                // below 2^53, where f64 holds them exactly.
+                let value = match kind {
+                    PLOT_DATA_INT => bytes.i64()? as f64,
+                    PLOT_DATA_FLOAT => f32::from_bits(bytes.u32()?).into(),
+                    _ => f64::from_bits(bytes.u64()?),
+                };
+                Event::PlotPoint(PlotPoint { name, value })
+            }
             SOURCE_LOCATION => {
                 let name = bytes.u64()?;
                 bytes.skip(8 + 8 + 4 + 3)?; // function, file, line, colour
                 Event::SourceLocation(SourceLocation { name })
             }
-            STRING_DATA | THREAD_NAME | FIBER_NAME => {
+            STRING_DATA | THREAD_NAME | FIBER_NAME | PLOT_NAME => {
                 let ptr = bytes.u64()?;
                 let len = usize::from(bytes.u16()?);
                 let text = String::from_utf8_lossy(bytes.take(len)?).into_owned();
@@ -289,8 +317,6 @@ impl Event {
                     SYS_POWER_REPORT => 24,
                     CPU_TOPOLOGY => 16,
                     THREAD_GROUP_HINT => 8,
-                    // loom's per-loop gauges (profiling/plots.rs).
-                    PLOT_DATA_INT => 24,
                     _ => {
                         return Err(io::Error::other(format!(
                             "event type {kind}, unknown to this viewer"
@@ -346,6 +372,9 @@ pub struct Trace {
     strings: HashMap<u64, String>,
     thread_names: HashMap<u32, String>,
     fiber_names: HashMap<u64, String>,
+    /// Each plot's points so far, in order, by its name's address.
+    plots: HashMap<u64, Vec<f64>>,
+    plot_names: HashMap<u64, String>,
     asked: HashSet<Query>,
 }
 
@@ -371,12 +400,23 @@ impl Trace {
         .map(String::as_str)
     }
 
+    /// The points of the plot named `name` so far, in order (a plot is
+    /// drawn by one thread, which sends them in order).
+    pub fn plot(&self, name: &str) -> &[f64] {
+        self.plot_names
+            .iter()
+            .find(|(_, plot)| *plot == name)
+            .and_then(|(ptr, _)| self.plots.get(ptr))
+            .map_or(&[], Vec::as_slice)
+    }
+
     /// A query the client has not answered yet, if any.
     pub fn unanswered(&self) -> Option<String> {
         let query = self.asked.iter().find(|query| match query.kind {
             query::STRING => !self.strings.contains_key(&query.ptr),
             query::THREAD_STRING => !self.thread_names.contains_key(&(query.ptr as u32)),
             query::SOURCE_LOCATION => !self.location_names.contains_key(&query.ptr),
+            query::PLOT_NAME => !self.plot_names.contains_key(&query.ptr),
             _ => !self.fiber_names.contains_key(&query.ptr),
         })?;
         Some(format!(
@@ -424,6 +464,10 @@ impl Trace {
             Event::FiberLeave(FiberLeave { thread }) => {
                 self.fiber_of.remove(&thread);
             }
+            Event::PlotPoint(PlotPoint { name, value }) => {
+                ask(query::PLOT_NAME, name);
+                self.plots.entry(name).or_default().push(value);
+            }
             Event::SourceLocation(SourceLocation { name }) => {
                 ask(query::STRING, name);
                 if let Some(srcloc) = self.pending_locations.pop_front() {
@@ -435,6 +479,7 @@ impl Trace {
                     kind::STRING_DATA => self.strings.insert(ptr, text),
                     kind::THREAD_NAME => self.thread_names.insert(ptr as u32, text),
                     kind::FIBER_NAME => self.fiber_names.insert(ptr, text),
+                    kind::PLOT_NAME => self.plot_names.insert(ptr, text),
                     _ => None,
                 };
             }
@@ -443,7 +488,8 @@ impl Trace {
     }
 }
 
-/// The zones received, a line per track and name, for failure messages.
+/// The zones received, a line per track and name, and the plots, a line
+/// each, for failure messages.
 impl fmt::Display for Trace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut counts: HashMap<(String, String), usize> = HashMap::new();
@@ -463,6 +509,16 @@ impl fmt::Display for Trace {
         writeln!(f, "zones begun:")?;
         for ((track, name), count) in lines {
             writeln!(f, "  {track}: {name} ×{count}")?;
+        }
+        let mut plots: Vec<_> = self.plots.iter().collect();
+        plots.sort_by_key(|(ptr, _)| self.plot_names.get(ptr));
+        writeln!(f, "plots:")?;
+        for (ptr, points) in plots {
+            let name = self
+                .plot_names
+                .get(ptr)
+                .map_or_else(|| format!("{ptr:#x}"), String::clone);
+            writeln!(f, "  {name}: {points:?}")?;
         }
         Ok(())
     }
@@ -499,5 +555,9 @@ impl<'a> Bytes<'a> {
 
     fn u64(&mut self) -> io::Result<u64> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+
+    fn i64(&mut self) -> io::Result<i64> {
+        Ok(i64::from_le_bytes(self.take(8)?.try_into().unwrap()))
     }
 }
