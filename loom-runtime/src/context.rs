@@ -13,8 +13,8 @@ use std::ptr::{self, NonNull};
 
 use crate::stack::control::FiberControl;
 
-/// The scheduler's record of the fiber it is running (`None` in loop code).
-pub(crate) type RunningSlot = Cell<Option<NonNull<FiberControl>>>;
+/// The scheduler's record of the fiber it is running (null in loop code).
+pub(crate) use crate::stats::RunningSlot;
 
 #[derive(Clone, Copy)]
 struct Handles {
@@ -57,7 +57,7 @@ pub(crate) fn in_loop() -> bool {
 pub(crate) fn running_fiber() -> Option<Option<NonNull<FiberControl>>> {
     let running = CURRENT.with(|current| current.get().running);
     // SAFETY: `install`'s contract keeps the slot valid while it is set.
-    (!running.is_null()).then(|| unsafe { (*running).get() })
+    (!running.is_null()).then(|| NonNull::new(unsafe { (*running).get() }.cast::<FiberControl>()))
 }
 
 /// Makes `event_loop` and its scheduler's `running` slot this thread's

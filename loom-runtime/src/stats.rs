@@ -9,7 +9,10 @@
 //! by the stall monitor and say so.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicPtr, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// A number only the loop's thread changes.
 #[derive(Debug, Default)]
@@ -45,6 +48,37 @@ impl Counter {
     }
 }
 
+/// The fiber a loop is running (null in loop code): the scheduler's own
+/// record, read on every op, and what the stall monitor names. A fiber's
+/// control block, type-erased (this layer is below the fiber core).
+#[derive(Debug, Default)]
+pub(crate) struct RunningSlot(AtomicPtr<()>);
+
+impl RunningSlot {
+    #[inline(always)]
+    pub(crate) fn get(&self) -> *mut () {
+        self.0.load(Relaxed)
+    }
+
+    /// For the monitor: pairs with [`RunningSlot::enter`]'s `Release`.
+    pub(crate) fn get_acquire(&self) -> *mut () {
+        self.0.load(Acquire)
+    }
+
+    /// The loop starts running `fiber`. `Release` (a plain store on x86-64)
+    /// orders the fiber's identity, written at spawn, before it for the
+    /// monitor.
+    #[inline(always)]
+    pub(crate) fn enter(&self, fiber: *mut ()) {
+        self.0.store(fiber, Release);
+    }
+
+    #[inline(always)]
+    pub(crate) fn leave(&self) {
+        self.0.store(std::ptr::null_mut(), Relaxed);
+    }
+}
+
 /// Why a suspended fiber waits: what `Scheduler::suspend` is told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum WaitKind {
@@ -73,10 +107,9 @@ impl WaitKind {
 pub(crate) struct LoopStats {
     /// Fibers resumed so far; the stall monitor watches it move.
     pub(crate) switches: Counter,
-    /// The control block of the fiber running now (null between fibers),
-    /// stored with `Release` after its identity was written (see
-    /// `stack::control::SlotIdent`).
-    pub(crate) running: AtomicPtr<u8>,
+    /// The fiber running now (see `stack::control::SlotIdent` for what the
+    /// monitor reads of it).
+    pub(crate) running: RunningSlot,
     pub(crate) spawned: Counter,
     pub(crate) finished: Counter,
     /// Suspended fibers, by [`WaitKind`].

@@ -704,9 +704,7 @@ impl Drop for CloseStatsOnDrop<'_> {
             .closed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
-        self.0
-            .running
-            .store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);
+        self.0.running.leave();
     }
 }
 

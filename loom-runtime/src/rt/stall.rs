@@ -12,7 +12,7 @@
 //! `closed` lock, which the loop takes before its stacks can be unmapped.
 //! Durations are the monitor's own: accurate to one sampling period.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -100,7 +100,7 @@ fn watch(threshold: Duration, loops: &[Arc<LoopStats>], stop: &(Mutex<bool>, Con
 
 fn check(index: usize, stats: &LoopStats, seen: &mut Seen, now: Instant, threshold: Duration) {
     let switches = stats.switches.get();
-    let in_fiber = !stats.running.load(Relaxed).is_null();
+    let in_fiber = !stats.running.get().is_null();
     if switches != seen.switches || !in_fiber {
         if let Some((id, name)) = seen.reported.take() {
             log::warn!(
@@ -140,7 +140,7 @@ fn identify(stats: &LoopStats, switches: u64) -> Option<(u64, FiberName)> {
     if *closed {
         return None;
     }
-    let control = stats.running.load(Acquire).cast::<FiberControl>();
+    let control = stats.running.get_acquire().cast::<FiberControl>();
     if control.is_null() {
         return None;
     }

@@ -8,7 +8,6 @@
 
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use crate::list::{List, container_of};
 use crate::stack::control::{FiberControl, FiberState};
@@ -33,9 +32,9 @@ pub(crate) struct Scheduler {
     run_queue: List,
     /// Every fiber that has not finished yet, for cancellation at shutdown.
     unfinished: List,
-    current: std::cell::Cell<Option<NonNull<FiberControl>>>,
     /// The loop's counters (`stats.rs`); the scheduler keeps the ones every
-    /// switch and suspension moves.
+    /// switch and suspension moves, and its record of the running fiber is
+    /// `stats.running`, where the stall monitor can read it.
     stats: Arc<LoopStats>,
 }
 
@@ -46,7 +45,6 @@ impl Scheduler {
             owner: this_thread(),
             run_queue: List::new(),
             unfinished: List::new(),
-            current: std::cell::Cell::new(None),
             stats,
         }
     }
@@ -61,13 +59,14 @@ impl Scheduler {
         self.run_queue.len()
     }
 
+    #[inline]
     pub(crate) fn current(&self) -> Option<NonNull<FiberControl>> {
-        self.current.get()
+        NonNull::new(self.stats.running.get().cast())
     }
 
     /// Where the running fiber is recorded, for the thread's context.
     pub(crate) fn running_slot(&self) -> *const crate::context::RunningSlot {
-        &self.current
+        &self.stats.running
     }
 
     pub(crate) fn has_runnable(&self) -> bool {
@@ -160,13 +159,9 @@ impl Scheduler {
         self.debug_assert_owner(fiber, "resumed");
         debug_assert_eq!(control.state.get(), FiberState::Runnable);
         control.state.set(FiberState::Running);
-        self.current.set(Some(fiber));
-        // For the stall monitor: the loop moved on, and to whom. `Release`
-        // orders the slot's identity (written at spawn) before the pointer.
+        // The switch count tells the stall monitor the loop moved on.
         self.stats.switches.incr();
-        self.stats
-            .running
-            .store(fiber.as_ptr().cast(), Ordering::Release);
+        self.stats.running.enter(fiber.as_ptr().cast());
         // SAFETY: spawn initialised the coroutine; it is moved out only once
         // returned, which it has not (contract). Nothing else references it
         // while the loop resumes it: fiber code touches other fields only.
@@ -179,10 +174,7 @@ impl Scheduler {
         let outcome = coroutine.resume(());
         #[cfg(any(feature = "tracy", test))]
         crate::profiling::after_resume(control, profiled);
-        self.current.set(None);
-        self.stats
-            .running
-            .store(std::ptr::null_mut(), Ordering::Relaxed);
+        self.stats.running.leave();
         match outcome {
             corosensei::CoroutineResult::Yield(()) => Resumed::Switched,
             corosensei::CoroutineResult::Return(()) => {
@@ -228,7 +220,7 @@ impl Scheduler {
     #[inline]
     #[track_caller]
     fn running(&self, what: &str) -> &FiberControl {
-        let Some(fiber) = self.current.get() else {
+        let Some(fiber) = self.current() else {
             not_in_fiber(what);
         };
         // SAFETY: the running fiber's control block is valid while it runs.

@@ -89,11 +89,16 @@ impl SlotIdent {
         unsafe { &*((top - IDENT_BYTES) as *const SlotIdent) }
     }
 
+    #[inline]
     pub(crate) fn publish(&self, id: u64, name: &FiberName) {
         let mut bytes = [0u8; NAME_WORDS * 8];
         bytes[0] = name.len;
-        bytes[1..=MAX_NAME_BYTES].copy_from_slice(&name.bytes);
-        for (word, chunk) in self.name.iter().zip(bytes.chunks_exact(8)) {
+        let len = usize::from(name.len);
+        bytes[1..=len].copy_from_slice(&name.bytes[..len]);
+        // Only the words the name reaches: a reader stops at its length,
+        // and most fibers have no name (one word).
+        let words = (1 + len).div_ceil(8);
+        for (word, chunk) in self.name[..words].iter().zip(bytes.chunks_exact(8)) {
             // Release: a reader that sees a word sees everything the loop
             // did before, such as the switch counter's bump that retired
             // this slot's previous fiber.
