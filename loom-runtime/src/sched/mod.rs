@@ -106,6 +106,7 @@ impl Scheduler {
         let control = unsafe { fiber.as_ref() };
         if control.state.get() == FiberState::Suspended {
             control.state.set(FiberState::Runnable);
+            self.stats.waiting(control.wait_kind.get()).decr();
             // SAFETY: as above; a suspended fiber is in no queue.
             unsafe { self.run_queue.push_back(&control.run_link) };
         }
@@ -122,10 +123,10 @@ impl Scheduler {
     pub(crate) fn suspend(&self, kind: WaitKind) {
         let control = self.running("suspend");
         control.state.set(FiberState::Suspended);
-        let waiting = self.stats.waiting(kind);
-        waiting.incr();
+        // Counted until `wake` makes the fiber runnable again.
+        control.wait_kind.set(kind);
+        self.stats.waiting(kind).incr();
         switch_out(control);
-        waiting.decr();
     }
 
     /// The running fiber goes to the back of the run queue.

@@ -41,6 +41,7 @@ use corosensei::{Coroutine, Yielder};
 
 use super::pool::{IDENT_BYTES, PooledStack, StackSlot};
 use crate::list::Link;
+use crate::stats::WaitKind;
 use crate::sys::round_up;
 
 /// The coroutine type every fiber runs in.
@@ -91,6 +92,17 @@ impl SlotIdent {
 
     #[inline]
     pub(crate) fn publish(&self, id: u64, name: &FiberName) {
+        self.id.store(id, Release);
+        if name.len == 0 {
+            // Most fibers: a zero length is the whole name.
+            self.name[0].store(0, Release);
+            return;
+        }
+        self.publish_name(name);
+    }
+
+    #[cold]
+    fn publish_name(&self, name: &FiberName) {
         let mut bytes = [0u8; NAME_WORDS * 8];
         bytes[0] = name.len;
         let len = usize::from(name.len);
@@ -107,7 +119,6 @@ impl SlotIdent {
                 Release,
             );
         }
-        self.id.store(id, Release);
     }
 
     /// The id and name last published; torn if a spawn is writing them
@@ -201,6 +212,8 @@ pub(crate) struct FiberControl {
     /// Membership of the loop's list of unfinished fibers.
     pub(crate) all_link: Link,
     pub(crate) state: Cell<FiberState>,
+    /// What the fiber waits for while suspended, for the loop's counts.
+    pub(crate) wait_kind: Cell<WaitKind>,
     /// Sticky: every blocking call from now on returns `ECANCELED`.
     pub(crate) cancelled: Cell<bool>,
     /// The JoinHandle was dropped; nobody will collect the result.
@@ -235,6 +248,7 @@ impl FiberControl {
             run_link: Link::new(),
             all_link: Link::new(),
             state: Cell::new(FiberState::Runnable),
+            wait_kind: Cell::new(WaitKind::Io),
             cancelled: Cell::new(false),
             detached: Cell::new(false),
             joiner: Cell::new(None),

@@ -83,6 +83,8 @@ pub(crate) struct EventLoop {
     /// The last idle period ended with mail: cross-thread traffic is
     /// flowing, so the next one spins on the mailbox before parking.
     mail_recently: Cell<bool>,
+    /// Loop turns so far (wrapping): when to publish the gauges.
+    turns: Cell<u32>,
 }
 
 impl EventLoop {
@@ -110,6 +112,7 @@ impl EventLoop {
             cancel_new: Cell::new(false),
             shutdown_deadline: Cell::new(None),
             mail_recently: Cell::new(false),
+            turns: Cell::new(0),
         }
     }
 
@@ -131,8 +134,9 @@ impl EventLoop {
     }
 
     /// Copies the gauges readers on other threads cannot compute — queue
-    /// lengths, timers, stacks — into the loop's counters. Once per turn,
-    /// and before a fiber of this loop reads the metrics.
+    /// lengths, timers, stacks — into the loop's counters: every few turns
+    /// (`drive.rs`), before parking, and before a fiber of this loop reads
+    /// the metrics.
     pub(crate) fn publish_gauges(&self) {
         let stats = self.sched.stats();
         stats.live.set(self.sched.unfinished_count() as u64);
