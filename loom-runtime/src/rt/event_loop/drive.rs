@@ -48,7 +48,7 @@ impl EventLoop {
             self.fire_due_timers();
             let turn = self.turns.get().wrapping_add(1);
             self.turns.set(turn);
-            if turn % PUBLISH_EVERY == 0 {
+            if turn.is_multiple_of(PUBLISH_EVERY) {
                 self.publish_gauges();
             }
             if self.sched.has_runnable() {
