@@ -241,13 +241,19 @@ fn metrics_are_served_for_prometheus() {
                 .unwrap_or_else(|_| panic!("[{backend}] {line}"));
         }
         // The accept loop and this connection's fiber, at least.
-        assert!(sample(&first, "loom_fibers_live{loop=\"0\"}") >= 2, "{first}");
+        assert!(
+            sample(&first, "loom_fibers_live{loop=\"0\"}") >= 2,
+            "{first}"
+        );
         for _ in 0..20 {
             agent.get(server.url("/plaintext")).call().unwrap();
         }
         let second = scrape();
         let ops = |text: &str| sample(text, "loom_ops_completed_total{loop=\"0\"}");
-        assert!(ops(&second) >= ops(&first) + 20, "[{backend}]\n{first}\n{second}");
+        assert!(
+            ops(&second) >= ops(&first) + 20,
+            "[{backend}]\n{first}\n{second}"
+        );
         // Present (a loaded test machine may deschedule the loop: no 0).
         sample(&second, "loom_stalls_total{loop=\"0\"}");
         let wrong = agent.post(server.url("/metrics")).send("x").unwrap();
