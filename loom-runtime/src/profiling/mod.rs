@@ -72,7 +72,10 @@
 //!   one connects (or the process exits).
 //!
 //! Each loop thread is named in Tracy (`loom-loop-0` is the thread that
-//! called `run`; on Linux its OS-level name is left as it was).
+//! called `run`; on Linux its OS-level name is left as it was). The viewer
+//! shows the thread that started the client — loop 0 of the first runtime
+//! — as "Main thread" whatever its name: the client answers that thread's
+//! name query with a fixed string.
 //!
 //! # Limits
 //!

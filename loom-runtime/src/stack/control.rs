@@ -107,8 +107,7 @@ impl SlotIdent {
         bytes[0] = name.len;
         let len = usize::from(name.len);
         bytes[1..=len].copy_from_slice(&name.bytes[..len]);
-        // Only the words the name reaches: a reader stops at its length,
-        // and most fibers have no name (one word).
+        // Only the words the name reaches: a reader stops at its length.
         let words = (1 + len).div_ceil(8);
         for (word, chunk) in self.name[..words].iter().zip(bytes.chunks_exact(8)) {
             // Release: a reader that sees a word sees everything the loop
