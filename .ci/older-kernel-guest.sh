@@ -29,7 +29,14 @@ run() {
 run "demo (default arguments)" "$demo"
 run "demo --quick, LOOM_BACKEND=io_uring" env LOOM_BACKEND=io_uring "$demo" --quick
 for test in $(cat "$list"); do
-    run "$(basename "$test")" "$test" --test-threads 2
+    case $(basename "$test") in
+    # Under TCG a loop can be off its CPU for longer than a stall
+    # threshold and a second holds few switches: the monitor's timing
+    # tests belong to the host run; the counting tests run here.
+    metrics-*) run "$(basename "$test")" "$test" --test-threads 2 \
+        --skip a_blocking_fiber_is_named --skip a_busy_loop_that_yields_is_not_a_stall ;;
+    *) run "$(basename "$test")" "$test" --test-threads 2 ;;
+    esac
 done
 if [ -n "$failed" ]; then
     echo "older kernel $(uname -r): failed:$failed (of $runs runs)"
