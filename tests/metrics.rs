@@ -287,7 +287,9 @@ fn a_blocking_fiber_is_named() {
             }
             (id, loom::rt::metrics().loops[0].stalls)
         });
-        assert_eq!(stalls, 1, "[{backend}]");
+        // At least the blocker's: a loaded machine that takes the loop's
+        // CPU away for a threshold makes another (unnamed) one.
+        assert!(stalls >= 1, "[{backend}]");
         let warned = lines_with(&format!("{name:?}"));
         assert_eq!(
             warned.len(),
@@ -315,14 +317,17 @@ fn a_blocking_fiber_is_named() {
 }
 
 /// 1000 fibers switching as fast as they can for a second: the loop never
-/// stays in one fiber, so nothing is reported.
+/// stays in one fiber, so nothing is reported. (A threshold of 250 ms: a
+/// switch comes every few nanoseconds, so any threshold shows it, and the
+/// OS taking the CPU away for that long is far less likely than for
+/// 100 ms on a loaded test machine.)
 #[test]
 fn a_busy_loop_that_yields_is_not_a_stall() {
     for backend in Backend::available() {
         let rt = loom::Runtime::builder()
             .backend(backend)
             .fibers(1024 + 16)
-            .stall_threshold(Some(Duration::from_millis(100)))
+            .stall_threshold(Some(Duration::from_millis(250)))
             .build()
             .unwrap();
         let (stalls, switches) = rt.run(|| {
