@@ -110,8 +110,6 @@ pub(crate) struct LoopStats {
     /// The fiber running now (see `stack::control::SlotIdent` for what the
     /// monitor reads of it).
     pub(crate) running: RunningSlot,
-    pub(crate) spawned: Counter,
-    pub(crate) finished: Counter,
     /// Suspended fibers, by [`WaitKind`].
     pub(crate) waiting: [Counter; WaitKind::COUNT],
     pub(crate) ops_started: Counter,
@@ -127,6 +125,9 @@ pub(crate) struct LoopStats {
     // Gauges the loop publishes once per turn (and when a fiber of this
     // loop asks for metrics).
     pub(crate) live: Counter,
+    /// Fibers spawned so far (ids are handed out in order, so this costs a
+    /// spawn nothing); finished ones are `spawned - live`.
+    pub(crate) spawned: Counter,
     pub(crate) runnable: Counter,
     pub(crate) timers: Counter,
     pub(crate) stacks_in_use: Counter,

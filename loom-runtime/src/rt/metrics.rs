@@ -11,8 +11,10 @@
 //! Each number is exact as the loop last wrote it, but a snapshot is not
 //! taken at one instant: while loops run, two numbers may be a few
 //! operations apart (`in_flight` is `submitted - completed`, read one after
-//! the other). Queue lengths, timers and stacks are published by each loop
-//! once per turn; read from a fiber, its own loop's are current.
+//! the other). Fibers live, runnable, spawned and finished, timers and
+//! stacks are copied out by each loop every 64 turns while it is busy and
+//! whenever it parks, so another thread may see them a little behind;
+//! read from a fiber, its own loop's are current.
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
@@ -248,11 +250,13 @@ impl LoopMetrics {
         let completed = stats.ops_ended.get();
         let submitted = stats.ops_started.get();
         let in_use = stats.stacks_in_use.get();
+        let live = stats.live.get();
+        let spawned = stats.spawned.get();
         let reserved = stats.stacks_reserved.get();
         LoopMetrics {
             index,
             fibers: FiberMetrics {
-                live: stats.live.get(),
+                live,
                 runnable: stats.runnable.get(),
                 waiting_io: waiting(WaitKind::Io),
                 waiting_timer: waiting(WaitKind::Timer),
@@ -260,8 +264,8 @@ impl LoopMetrics {
                 waiting_join: waiting(WaitKind::Join),
                 waiting_blocking: waiting(WaitKind::Blocking),
                 waiting_other: waiting(WaitKind::Stack) + waiting(WaitKind::Future),
-                spawned: stats.spawned.get(),
-                finished: stats.finished.get(),
+                spawned,
+                finished: spawned.saturating_sub(live),
                 switches: stats.switches.get(),
             },
             ops: OpMetrics {

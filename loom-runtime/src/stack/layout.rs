@@ -70,6 +70,7 @@ impl ResultLayout {
 /// or reused, and its coroutine never dropped). `'static` types meet this
 /// trivially; scoped fibers (`fiber/scope.rs`) meet it by their scope's
 /// wait.
+#[inline]
 pub(crate) unsafe fn init_fiber<F, T>(
     slot: StackSlot,
     layout: ResultLayout,

@@ -89,7 +89,6 @@ impl EventLoop {
         let coroutine = unsafe { ptr::read(control.coroutine.get()).assume_init() };
         // The stack handle is plain data; the slot is released separately.
         let _stack: PooledStack = coroutine.into_stack();
-        self.sched.stats().finished.incr();
         if let Some(joiner) = control.joiner.take() {
             self.sched.wake(joiner);
         }

@@ -140,6 +140,7 @@ impl EventLoop {
     pub(crate) fn publish_gauges(&self) {
         let stats = self.sched.stats();
         stats.live.set(self.sched.unfinished_count() as u64);
+        stats.spawned.set(self.next_fiber_id.get() - 1);
         stats.runnable.set(self.sched.runnable_count() as u64);
         stats.timers.set(self.timers.len() as u64);
         stats.stacks_in_use.set(self.pool.in_use() as u64);

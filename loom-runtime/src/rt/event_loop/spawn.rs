@@ -93,7 +93,6 @@ impl EventLoop {
                 .set_track(self.pool.track_name(&slot));
             self.sched.admit(fiber);
         }
-        self.sched.stats().spawned.incr();
         Ok(Spawned {
             fiber,
             _result: PhantomData,
