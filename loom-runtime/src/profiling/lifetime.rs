@@ -238,11 +238,13 @@ extern "C" fn shut_down_at_exit() {
     });
 }
 
-/// Names the calling loop thread in the profiler: `loom-loop-<index>`.
+/// Names the calling loop thread in the profiler: `loom-loop-<index>`,
+/// and makes its plots' names, so plotting never allocates later.
 pub(crate) fn name_loop_thread(index: usize) {
     if !super::enabled() {
         return;
     }
+    super::plots::prepare(index);
     let name = std::ffi::CString::new(format!("loom-loop-{index}"))
         .expect("a formatted number has no NUL");
     // SAFETY: a loop thread of a profiled runtime (`enabled()` held), which

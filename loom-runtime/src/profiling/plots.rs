@@ -47,6 +47,12 @@ pub(crate) fn plot_loop(index: usize, stats: &LoopStats) {
     }
 }
 
+/// Makes loop `index`'s plot names on the calling (loop) thread, as it
+/// starts: they allocate once, and a loop's turns must not.
+pub(crate) fn prepare(index: usize) {
+    names_of(index);
+}
+
 /// Loop `index`'s plot names. Tracy keys a plot by its name's address, so
 /// each index gets its names once per process (leaked: a few bytes per
 /// loop index ever used), cached on the loop's thread.
