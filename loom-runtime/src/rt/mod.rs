@@ -258,13 +258,13 @@ impl Builder {
     /// logs a warning, at `warn` through the `log` facade, naming the loop,
     /// the fiber's name and id and how long so far, and another when the
     /// fiber yields, with the total; [`LoopMetrics::stalls`] counts them.
-    /// The loops pay two plain stores per switch for it, no system call
-    /// and no atomic read-modify-write. Durations are accurate to the
-    /// sampling period. The output looks like:
+    /// The loops pay a switch count (a plain load and store per switch)
+    /// for it: no system call, no atomic read-modify-write. Durations are
+    /// accurate to the sampling period. With `env_logger` the output is:
     ///
     /// ```text
-    /// [WARN  loom::rt::stall] loom: loop 0 stalled: fiber "report" (#7) has run for 125 ms without yielding (stall threshold 100 ms); ...
-    /// [WARN  loom::rt::stall] loom: loop 0: fiber "report" (#7) yielded after running 300 ms without a break
+    /// [.. WARN  loom_runtime::rt::stall] loom: loop 0 stalled: fiber "report" (#203) has run for 100 ms without yielding (stall threshold 100 ms); every other fiber of this loop waits. ...
+    /// [.. WARN  loom_runtime::rt::stall] loom: loop 0: fiber "report" (#203) yielded after running 302 ms without a break
     /// ```
     ///
     /// # Examples

@@ -3,8 +3,9 @@
 //! function — and names it in a warning.
 //!
 //! The loops do nothing for it but what their counters already do: each
-//! resume stores the switch count and the running fiber's control block
-//! (`sched/mod.rs`), two plain stores. The monitor samples them every
+//! resume stores the switch count, and the scheduler's record of the
+//! running fiber's control block lives where the monitor can read it
+//! (`sched/mod.rs`). The monitor samples them every
 //! quarter threshold; a loop whose count has not moved while a fiber runs
 //! for at least the threshold is stalled. It then reads that fiber's id and
 //! name from its slot's `SlotIdent` (atomics, so reading a slot being
