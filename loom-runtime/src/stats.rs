@@ -122,8 +122,8 @@ pub(crate) struct LoopStats {
     /// Completions (io_uring) or readiness events (epoll, kqueue) reaped.
     pub(crate) driver_events: Counter,
     pub(crate) mail_received: Counter,
-    // Gauges the loop publishes once per turn (and when a fiber of this
-    // loop asks for metrics).
+    // Gauges the loop copies in (`EventLoop::publish_gauges`): every 64
+    // busy turns, before it parks, and when one of its fibers asks.
     pub(crate) live: Counter,
     /// Fibers spawned so far (ids are handed out in order, so this costs a
     /// spawn nothing); finished ones are `spawned - live`.

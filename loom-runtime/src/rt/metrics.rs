@@ -185,7 +185,9 @@ pub struct OpMetrics {
     pub submitted: u64,
     /// Ops finished, whatever their result.
     pub completed: u64,
-    /// Ops started and not finished: one per fiber waiting on I/O.
+    /// Ops started and not yet returned to their fiber: one per fiber
+    /// waiting on I/O, plus one per fiber whose op has completed and that
+    /// is runnable but has not run since.
     pub in_flight: u64,
     /// Ops given up on because of cancellation or a passed deadline.
     pub cancelled: u64,
