@@ -6,6 +6,10 @@ use std::ptr::{self, NonNull};
 use std::time::Instant;
 
 use super::{EventLoop, RUN_BUDGET};
+use crate::driver::Wait;
+use crate::sched::Resumed;
+use crate::stack::control::FiberControl;
+use crate::stack::pool::PooledStack;
 
 /// Loop turns between two publications of the gauges while the loop stays
 /// busy: copying them costs a few nanoseconds, which a turn of a tight
@@ -13,10 +17,6 @@ use super::{EventLoop, RUN_BUDGET};
 /// of its fibers reads the metrics; with Tracy compiled in, every turn (the
 /// plots are made from them).
 const PUBLISH_EVERY: u32 = if cfg!(feature = "tracy") { 1 } else { 64 };
-use crate::driver::Wait;
-use crate::sched::Resumed;
-use crate::stack::control::FiberControl;
-use crate::stack::pool::PooledStack;
 
 impl EventLoop {
     /// Runs fibers until shutdown — `main` finished (loop 0), or loop 0
