@@ -1,6 +1,8 @@
 //! Faults that need a process of their own: running out of file
 //! descriptors on each backend, and io_uring refused by a seccomp filter.
 
+use std::process::Output;
+
 use loom_tests::{build_example, run_child};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_loom-child");
@@ -60,21 +62,25 @@ fn program_fallback_lines(output: &std::process::Output) -> Vec<String> {
         .collect()
 }
 
+/// `demo --quick` run under the seccomp filter that refuses io_uring,
+/// with `env` (`NAME=value`) set for it.
+fn demo_with_io_uring_denied(env: Option<&str>) -> Output {
+    let demo = build_example("demo");
+    let mut vars = vec![
+        ("LOOM_CHILD_EXEC", demo.as_str()),
+        ("LOOM_CHILD_EXEC_ARGS", "--quick"),
+    ];
+    vars.extend(env.map(|env| ("LOOM_CHILD_EXEC_ENV", env)));
+    run_child(CHILD, "uring-denied", &vars)
+}
+
 /// README command 1 under the same seccomp filter: the demo runs its echo
 /// table on epoll only, the rest of it still works, and it says on stderr
 /// why it is on epoll — once, at `info`, the default level of the examples'
 /// logger (`loom_examples::init_logging`), installed before the runtime.
 #[test]
 fn the_demo_runs_when_io_uring_is_refused() {
-    let demo = build_example("demo");
-    let output = run_child(
-        CHILD,
-        "uring-denied",
-        &[
-            ("LOOM_CHILD_EXEC", demo.as_str()),
-            ("LOOM_CHILD_EXEC_ARGS", "--quick"),
-        ],
-    );
+    let output = demo_with_io_uring_denied(None);
     assert!(output.status.success(), "{}", report(&output));
     let fallback = program_fallback_lines(&output);
     assert_eq!(fallback.len(), 1, "{}", report(&output));
@@ -105,16 +111,7 @@ fn the_demo_runs_when_io_uring_is_refused() {
 /// epoll without a word.
 #[test]
 fn the_demo_falls_back_silently_with_rust_log_off() {
-    let demo = build_example("demo");
-    let output = run_child(
-        CHILD,
-        "uring-denied",
-        &[
-            ("LOOM_CHILD_EXEC", demo.as_str()),
-            ("LOOM_CHILD_EXEC_ARGS", "--quick"),
-            ("LOOM_CHILD_EXEC_ENV", "RUST_LOG=off"),
-        ],
-    );
+    let output = demo_with_io_uring_denied(Some("RUST_LOG=off"));
     assert!(output.status.success(), "{}", report(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("loom demo 2/2"), "{}", report(&output));
@@ -131,16 +128,7 @@ fn the_demo_falls_back_silently_with_rust_log_off() {
 /// not ask for.
 #[test]
 fn loom_backend_io_uring_where_it_is_refused_is_a_clear_error() {
-    let demo = build_example("demo");
-    let output = run_child(
-        CHILD,
-        "uring-denied",
-        &[
-            ("LOOM_CHILD_EXEC", demo.as_str()),
-            ("LOOM_CHILD_EXEC_ARGS", "--quick"),
-            ("LOOM_CHILD_EXEC_ENV", "LOOM_BACKEND=io_uring"),
-        ],
-    );
+    let output = demo_with_io_uring_denied(Some("LOOM_BACKEND=io_uring"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{}", report(&output));
     assert!(

@@ -167,14 +167,19 @@ fn sees_end_of_file(reader: &mut impl Read) -> bool {
     matches!(reader.read_to_end(&mut rest), Ok(0))
 }
 
+/// A ureq client that returns error statuses as answers.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
 #[test]
 fn a_real_client_gets_every_route() {
     for backend in backends() {
         let server = Server::start(backend, &[]);
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = agent();
         let mut plain = agent.get(server.url("/plaintext")).call().unwrap();
         assert_eq!(plain.status(), 200);
         assert_eq!(plain.headers()["server"], "loom");
@@ -212,10 +217,7 @@ fn a_real_client_gets_every_route() {
 fn metrics_are_served_for_prometheus() {
     for backend in backends() {
         let server = Server::start(backend, &[]);
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = agent();
         let scrape = || {
             let mut answer = agent.get(server.url("/metrics")).call().unwrap();
             assert_eq!(answer.status(), 200);

@@ -245,6 +245,17 @@ fn table_and_prometheus_forms() {
     }
 }
 
+/// A runtime on `backend` with room for 1000 fibers and more, watched
+/// with a stall threshold of `threshold`.
+fn thousand_fibers(backend: Backend, threshold: Duration) -> loom::Runtime {
+    loom::Runtime::builder()
+        .backend(backend)
+        .fibers(1024 + 16)
+        .stall_threshold(Some(threshold))
+        .build()
+        .unwrap()
+}
+
 /// The case: a fiber that blocks its loop in `std::thread::sleep`
 /// among 1000 others is named, with its id, while it blocks and when it
 /// yields.
@@ -253,12 +264,7 @@ fn a_blocking_fiber_is_named() {
     capture_logs();
     for backend in Backend::available() {
         let name = format!("blocker-{backend}");
-        let rt = loom::Runtime::builder()
-            .backend(backend)
-            .fibers(1024 + 16)
-            .stall_threshold(Some(Duration::from_millis(100)))
-            .build()
-            .unwrap();
+        let rt = thousand_fibers(backend, Duration::from_millis(100));
         let fiber_name = name.clone();
         let (id, stalls) = rt.run(move || {
             let stop = std::rc::Rc::new(std::cell::Cell::new(false));
@@ -324,12 +330,7 @@ fn a_blocking_fiber_is_named() {
 #[test]
 fn a_busy_loop_that_yields_is_not_a_stall() {
     for backend in Backend::available() {
-        let rt = loom::Runtime::builder()
-            .backend(backend)
-            .fibers(1024 + 16)
-            .stall_threshold(Some(Duration::from_millis(250)))
-            .build()
-            .unwrap();
+        let rt = thousand_fibers(backend, Duration::from_millis(250));
         let (stalls, switches) = rt.run(|| {
             let until = Instant::now() + Duration::from_secs(1);
             let fibers: Vec<_> = (0..1000)
