@@ -323,6 +323,57 @@ fn two_fibers_reading_one_socket_never_lose_a_wake_up() {
     });
 }
 
+/// A read shorter than the buffer empties the socket, so the poll backend
+/// parks the next read without trying it; these are the two cases that
+/// must still wake it: more data later, and the end of the stream that
+/// arrived with the data (one event, already consumed).
+#[test]
+fn after_a_short_read_more_data_and_the_end_of_stream_still_arrive() {
+    on_each_backend(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = loom::spawn(move || listener.accept().unwrap().0);
+        let mut client = TcpStream::connect(addr).unwrap();
+        let server = server.join().unwrap();
+        // Bounded: a lost wake-up fails the test instead of hanging it.
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 100];
+
+        client.write_all(b"hello").unwrap();
+        assert_eq!((&server).read(&mut buf).unwrap(), 5);
+        let writer = loom::spawn(move || {
+            loom::time::sleep(Duration::from_millis(20)).unwrap();
+            client.write_all(b"world").unwrap();
+            // Both the data and the end of stream are in the server's
+            // socket before it reads again.
+            client.shutdown(Shutdown::Write).unwrap();
+            loom::time::sleep(Duration::from_millis(20)).unwrap();
+            client
+        });
+        assert_eq!(
+            (&server).read(&mut buf).unwrap(),
+            5,
+            "data after a short read"
+        );
+        assert_eq!(&buf[..5], b"world");
+        let _client = writer.join().unwrap();
+        // A timed-out read makes one last attempt, which would find the end
+        // of stream too: only the time taken tells a lost wake-up apart.
+        let start = Instant::now();
+        assert_eq!(
+            (&server).read(&mut buf).unwrap(),
+            0,
+            "end of stream after a short read"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the end of stream was seen only when the read timed out"
+        );
+    });
+}
+
 /// A cancel racing with the data it waits for: the reader either gets the
 /// bytes or the cancellation error, and in the latter case the bytes are still in
 /// the socket — nothing is lost or duplicated.

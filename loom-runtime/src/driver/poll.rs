@@ -6,7 +6,9 @@
 //! parked fibers:
 //!
 //! - an op tries its system call only while the bit is set; `EAGAIN` clears
-//!   the bit and parks the fiber at the back of the list;
+//!   the bit and parks the fiber at the back of the list. A short read of a
+//!   stream socket clears it too (`Op::drained`): the socket is empty, and
+//!   the next read parks without a system call that would fail;
 //! - an event sets the bit and wakes *every* fiber parked in that
 //!   direction, oldest first, so two fibers on one socket never lose a
 //!   wake-up (each retries; a loser parks again);
@@ -88,6 +90,9 @@ struct SourceState {
     /// Next free slot while this one is free ([`NO_SLOT`] ends the list).
     next_free: Cell<u32>,
     ready: [Cell<bool>; 2],
+    /// The peer shut its side down (or the socket failed): final, and
+    /// reported by one event only, so reads stay ready from then on.
+    read_closed: Cell<bool>,
     waiters: [List; 2],
 }
 
@@ -157,6 +162,7 @@ impl Poll {
                     generation: Cell::new(0),
                     next_free: Cell::new(NO_SLOT),
                     ready: [Cell::new(true), Cell::new(true)],
+                    read_closed: Cell::new(false),
                     waiters: [List::new(), List::new()],
                 }));
                 index
@@ -169,6 +175,7 @@ impl Poll {
         let state = self.state(index);
         state.ready[0].set(true);
         state.ready[1].set(true);
+        state.read_closed.set(false);
         let key = SourceKey {
             index,
             generation: state.generation.get(),
@@ -234,6 +241,17 @@ impl Poll {
         }
     }
 
+    /// A short read emptied the socket: the next attempt would be an
+    /// `EAGAIN`, so the next read parks at once instead. Not once the peer
+    /// has closed: end of stream raises no further event.
+    fn clear_drained(&self, key: SourceKey, direction: Direction) {
+        if let Some(state) = self.lookup(key)
+            && !state.read_closed.get()
+        {
+            state.ready[direction as usize].set(false);
+        }
+    }
+
     /// Parks `waiter` until the socket becomes ready in `direction`.
     ///
     /// # Safety
@@ -283,6 +301,9 @@ impl Poll {
                 continue; // a socket closed since the event was queued
             };
             let failed = event.is_error();
+            if failed || event.is_read_closed() {
+                state.read_closed.set(true);
+            }
             if failed || event.is_readable() || event.is_read_closed() {
                 self.wake_all(state, Direction::Read, sched);
             }
@@ -367,6 +388,10 @@ impl Poll {
                         self.clear_ready(source, direction);
                     }
                     Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                    Ok(n) if op.drained(n) => {
+                        self.clear_drained(source, direction);
+                        break Ok(n);
+                    }
                     result => break result,
                 }
             }

@@ -147,6 +147,12 @@ impl Socket {
         self.run_read(what, op::Recv::new(self.fd(), buf, flags))
     }
 
+    /// `recv(2)` on a stream socket, without flags: `read`.
+    #[track_caller]
+    pub(crate) fn read_stream(&self, what: &str, buf: &mut [u8]) -> io::Result<usize> {
+        self.run_read(what, op::Recv::stream(self.fd(), buf))
+    }
+
     /// `send(2)`; a closed peer is `EPIPE`, never SIGPIPE.
     #[track_caller]
     pub(crate) fn send(&self, what: &str, buf: &[u8]) -> io::Result<usize> {
@@ -265,7 +271,8 @@ macro_rules! stream_io {
         impl std::io::Read for &$t {
             #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.socket.recv(concat!(stringify!($t), "::read"), buf, 0)
+                self.socket
+                    .read_stream(concat!(stringify!($t), "::read"), buf)
             }
 
             #[track_caller]

@@ -74,6 +74,16 @@ pub(crate) trait Op {
     /// thread-bound state).
     fn attempt(&mut self) -> io::Result<u32>;
 
+    /// Whether an attempt that succeeded with `n` shows the source has
+    /// nothing more to give right now, so a poll backend can wait for the
+    /// next readiness event instead of paying for an attempt that would
+    /// return `EAGAIN`. Edge-triggered readiness makes that safe: data
+    /// arriving after the attempt raises a new event.
+    fn drained(&self, n: u32) -> bool {
+        let _ = n;
+        false
+    }
+
     /// Turns the kernel's result into the output; runs on the fiber. An op
     /// that must read something back from its own fields first overrides
     /// it.

@@ -31,6 +31,9 @@ pub(crate) struct Recv<'a> {
     buf: *mut u8,
     len: u32,
     flags: i32,
+    /// A byte stream read without flags: a short read means the socket's
+    /// receive queue is empty (see [`Op::drained`]).
+    stream: bool,
 }
 
 impl<'a> Recv<'a> {
@@ -41,6 +44,15 @@ impl<'a> Recv<'a> {
             buf: buf.as_mut_ptr(),
             len: clamp(buf.len()),
             flags,
+            stream: false,
+        }
+    }
+
+    /// A plain read of a stream socket (TCP, Unix stream).
+    pub(crate) fn stream(fd: RawFd, buf: &'a mut [u8]) -> Recv<'a> {
+        Recv {
+            stream: true,
+            ..Recv::new(fd, buf, 0)
         }
     }
 }
@@ -69,6 +81,14 @@ impl Op for Recv<'_> {
             self.flags
         ))?;
         Ok(n as u32)
+    }
+
+    /// A stream socket hands over everything it holds, up to the buffer's
+    /// length, so fewer bytes than asked for means it is empty now. Not
+    /// `n == 0`: that is end of stream, which stays readable forever and
+    /// brings no further edge.
+    fn drained(&self, n: u32) -> bool {
+        self.stream && n > 0 && n < self.len
     }
 }
 
