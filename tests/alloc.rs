@@ -252,3 +252,64 @@ fn bounded_channel_traffic_does_not_allocate() {
         "channel traffic allocated (local, shared)"
     );
 }
+
+/// Hand-offs between two loops — channel ping-pong between a fiber on
+/// each, and `spawn_on` + `join` from loop 0 onto loop 1 — allocate
+/// nothing after warm-up on either loop's thread. (The counter is per
+/// thread: loop 1's count is read by fibers running there.)
+#[test]
+fn cross_loop_hand_off_does_not_allocate() {
+    use loom::sync::mpsc::channel;
+
+    let rt = loom::Runtime::builder()
+        .threads(2)
+        .fibers(256)
+        .build()
+        .expect("build a runtime");
+    let counts = rt.run(|| {
+        const WARM_UP: u64 = 1000;
+        let (ping_tx, ping_rx) = channel::<u64>(1);
+        let (pong_tx, pong_rx) = channel::<u64>(1);
+        let echo = loom::spawn_on(1, move || {
+            let mut before = None;
+            while let Ok(v) = ping_rx.recv() {
+                if v == WARM_UP {
+                    before = Some(thread_allocations());
+                }
+                pong_tx.send(v + 1).unwrap();
+            }
+            thread_allocations() - before.expect("warmed up")
+        });
+        let round = |rounds: std::ops::Range<u64>| {
+            for v in rounds {
+                ping_tx.send(v).unwrap();
+                assert_eq!(pong_rx.recv(), Ok(v + 1));
+            }
+        };
+        round(0..WARM_UP);
+        let channel_here = allocations_during(|| round(WARM_UP..10_000));
+        drop(ping_tx);
+        let channel_there = echo.join().unwrap();
+
+        for i in 0..WARM_UP {
+            assert_eq!(loom::spawn_on(1, move || i).join().unwrap(), i);
+        }
+        let there_before = loom::spawn_on(1, thread_allocations).join().unwrap();
+        let spawn_here = allocations_during(|| {
+            for i in 0..10_000u64 {
+                assert_eq!(loom::spawn_on(1, move || i * 2).join().unwrap(), i * 2);
+            }
+        });
+        let there_after = loom::spawn_on(1, thread_allocations).join().unwrap();
+        [
+            channel_here,
+            channel_there,
+            spawn_here,
+            there_after - there_before,
+        ]
+    });
+    assert_eq!(
+        counts, [0; 4],
+        "cross-loop allocations (channel on loop 0, on loop 1, spawn_on on loop 0, on loop 1)"
+    );
+}

@@ -3,20 +3,31 @@
 //! loop's mailbox, so the fiber is created, run, cancelled and retired on
 //! its own loop's thread (invariant 2, docs/ARCHITECTURE.md).
 //!
-//! A `spawn_on` allocates twice: the message that carries the closure to
-//! the other loop, and the shared packet its result comes back in. Spawning
-//! on the current loop with [`crate::spawn`] allocates nothing.
+//! A `spawn_on` needs one block of memory the spawner and the target loop
+//! share: the message that carries the closure, followed by the packet the
+//! result comes back in, reference-counted by the handle and the fiber.
+//! Blocks are recycled, not freed: each thread keeps a cache of them
+//! ([`SlotCache`]) and a block goes back to the cache of the thread that
+//! took it, from whichever thread lets go of it last. In steady state a
+//! `spawn_on` therefore allocates nothing; a closure and result too big
+//! for a block, or more than [`MAX_CACHED_SLOTS`] blocks in use at once
+//! from one thread, fall back to one heap allocation per spawn.
 
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::mem::{MaybeUninit, offset_of};
+use std::ops::Deref;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 
+use crate::driver::mailbox::{Drain, Mailbox, Node};
 use crate::driver::remote::{Envelope, Remote};
 use crate::fiber::JoinHandle;
 use crate::rt::current;
@@ -24,15 +35,15 @@ use crate::rt::event_loop::{EventLoop, opened_on};
 use crate::sched::Scheduler;
 use crate::stack::control::{FiberControl, FiberName};
 use crate::sync::flavour::{RawLock, SharedLock};
-use crate::sync::waiter::{WaitList, wait_until};
+use crate::sync::waiter::{WaitList, spin_until, wait_until};
 
 /// Runs `f` as a new fiber on loop `index` of the current runtime and
 /// returns a handle any fiber — on any loop — or thread may join.
 ///
 /// The closure travels to the other loop through its mailbox; the fiber is
 /// spawned there at that loop's next turn. Spawning on the current loop
-/// this way works too, but [`crate::spawn`] is cheaper (no allocation, no
-/// `Send` bound).
+/// this way works too, but [`crate::spawn`] is cheaper (no `Send` bound,
+/// no cross-thread traffic).
 ///
 /// If the fiber cannot be created there (its stack cannot be mapped, or
 /// the loop already stopped), joining returns `Err` with the
@@ -64,17 +75,16 @@ where
     let Some(remote) = remote else {
         panic!("loom::spawn_on: there is no loop {index}; this runtime has {count} loops");
     };
-    let packet = Arc::new(Packet::new());
-    let job = Box::new(SpawnJob {
-        envelope: Envelope::new(SpawnJob::<F, T>::open),
-        f,
-        packet: Arc::clone(&packet),
-    });
-    let envelope = NonNull::from(Box::leak(job)).cast::<Envelope>();
-    // SAFETY: the job was just leaked for the mailbox, which owns it until
-    // it is opened.
+    let job = SpawnJob::<F, T>::new(f);
+    let envelope = job.cast::<Envelope>();
+    // The job's two references: the handle's, and the one the message
+    // carries to the fiber.
+    // SAFETY: `job` was just initialised with two references.
+    let packet = unsafe { PacketRef::<T>::adopt(job) };
+    // SAFETY: the job is initialised and in no mailbox; the message's
+    // reference keeps it valid until opened.
     if unsafe { remote.send(envelope) }.is_err() {
-        // SAFETY: refused, so still ours; open(None) frees it.
+        // SAFETY: refused, so still the message's; open(None) disposes of it.
         unsafe { SpawnJob::<F, T>::open(envelope, None) };
     }
     SendJoinHandle {
@@ -123,6 +133,9 @@ where
 /// Where a cross-loop fiber's result comes back, shared by the fiber and
 /// its handle.
 struct Packet<T> {
+    /// Set (under the lock) once the result is in: what a joiner spins on
+    /// before it waits (see `sync::waiter::spin_until`), without the lock.
+    done: AtomicBool,
     state: SharedLock<PacketState<T>>,
 }
 
@@ -147,6 +160,7 @@ struct FiberAddr(usize);
 impl<T> Packet<T> {
     fn new() -> Packet<T> {
         Packet {
+            done: AtomicBool::new(false),
             state: SharedLock::new(PacketState {
                 result: None,
                 finished: false,
@@ -163,6 +177,7 @@ impl<T> Packet<T> {
             state.result = Some(result);
             state.finished = true;
             state.fiber = None;
+            self.done.store(true, Ordering::Release);
             (state.joiners.notify_all(), state.awaiter.take())
         });
         wakes.deliver();
@@ -172,12 +187,87 @@ impl<T> Packet<T> {
     }
 }
 
-/// The message that carries a `spawn_on` closure to its loop.
+/// The part of a spawn's block the handle and the fiber share: a packet
+/// and its reference count.
+#[repr(C)]
+struct PacketBlock<T> {
+    refs: AtomicUsize,
+    /// Drops the packet and gives the whole block back; called by the
+    /// last reference.
+    release: unsafe fn(NonNull<PacketBlock<T>>),
+    packet: Packet<T>,
+}
+
+/// One counted reference to a spawn's packet (like an `Arc<Packet<T>>`,
+/// whose block is a recycled [`SpawnJob`]).
+struct PacketRef<T> {
+    block: NonNull<PacketBlock<T>>,
+}
+
+// SAFETY: a `PacketRef` gives shared access to a `Packet<T>`, whose state
+// sits behind a mutex and atomics: like `Arc<Packet<T>>`, it may move to
+// and be shared with other threads when the result `T` may be sent.
+unsafe impl<T: Send> Send for PacketRef<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for PacketRef<T> {}
+
+impl<T> PacketRef<T> {
+    /// Takes over one of the references `job` was created with.
+    ///
+    /// # Safety
+    /// `job` is initialised and that reference is not used otherwise.
+    unsafe fn adopt<F>(job: NonNull<SpawnJob<F, T>>) -> PacketRef<T> {
+        PacketRef {
+            // SAFETY: `job` is valid (contract); this only projects.
+            block: unsafe { NonNull::new_unchecked(&raw mut (*job.as_ptr()).block) },
+        }
+    }
+}
+
+impl<T> Deref for PacketRef<T> {
+    type Target = Packet<T>;
+
+    fn deref(&self) -> &Packet<T> {
+        // SAFETY: our reference keeps the block alive and initialised.
+        unsafe { &self.block.as_ref().packet }
+    }
+}
+
+impl<T> Clone for PacketRef<T> {
+    fn clone(&self) -> Self {
+        // SAFETY: as in `deref`.
+        unsafe { self.block.as_ref() }
+            .refs
+            .fetch_add(1, Ordering::Relaxed);
+        PacketRef { block: self.block }
+    }
+}
+
+impl<T> Drop for PacketRef<T> {
+    fn drop(&mut self) {
+        // SAFETY: as in `deref`; `Arc`'s protocol: Release on every drop,
+        // Acquire before the last reference frees the block.
+        let block = unsafe { self.block.as_ref() };
+        if block.refs.fetch_sub(1, Ordering::Release) == 1 {
+            fence(Ordering::Acquire);
+            // SAFETY: that was the last reference: nobody else touches the
+            // block any more.
+            unsafe { (block.release)(self.block) };
+        }
+    }
+}
+
+/// The message that carries a `spawn_on` closure to its loop, followed by
+/// the packet the result comes back in: one block, in a recycled
+/// [`Slot`] when it fits (else on the heap, alone).
 #[repr(C)]
 struct SpawnJob<F, T> {
     envelope: Envelope,
-    f: F,
-    packet: Arc<Packet<T>>,
+    /// Whether the block is a cached [`Slot`] (else a `Box`).
+    cached: bool,
+    block: PacketBlock<T>,
+    /// Moved out when the message is opened.
+    f: MaybeUninit<F>,
 }
 
 impl<F, T> SpawnJob<F, T>
@@ -185,8 +275,61 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    /// Whether a job of this type fits in a cached slot.
+    const FITS: bool = size_of::<Self>() <= SLOT_JOB_BYTES && align_of::<Self>() <= SLOT_ALIGN;
+
+    /// A new job with two references: the message's (the fiber's, once
+    /// spawned) and the handle's.
+    fn new(f: F) -> NonNull<Self> {
+        let slot = if Self::FITS { take_slot() } else { None };
+        let cached = slot.is_some();
+        let job = match slot {
+            Some(slot) => slot.cast::<Self>(),
+            None => NonNull::from(Box::leak(Box::new(MaybeUninit::<Self>::uninit()))).cast(),
+        };
+        // SAFETY: `job` is ours, unused, and large and aligned enough for
+        // a `Self` (a fresh box, or a free slot checked by `FITS`).
+        unsafe {
+            job.write(SpawnJob {
+                envelope: Envelope::new(Self::open),
+                cached,
+                block: PacketBlock {
+                    refs: AtomicUsize::new(2),
+                    release: Self::release,
+                    packet: Packet::new(),
+                },
+                f: MaybeUninit::new(f),
+            });
+        }
+        job
+    }
+
+    /// Drops the packet and gives the block back.
+    ///
     /// # Safety
-    /// `envelope` heads a leaked `Box<SpawnJob<F, T>>`, opened once.
+    /// `block` is the `block` of a `SpawnJob<F, T>` whose last reference
+    /// is gone; its closure was already moved out (the message holds a
+    /// reference until it is opened, and opening takes the closure).
+    unsafe fn release(block: NonNull<PacketBlock<T>>) {
+        // SAFETY: `block` is inside a `SpawnJob<F, T>` (contract, repr(C)).
+        let job = unsafe { block.byte_sub(offset_of!(Self, block)) }.cast::<Self>();
+        // SAFETY: no reference is left, so the packet is ours to drop, and
+        // then the memory: a slot goes back to its cache, a box is freed
+        // as the `MaybeUninit<Self>` it was allocated as.
+        unsafe {
+            ptr::drop_in_place(&raw mut (*job.as_ptr()).block.packet);
+            if (*job.as_ptr()).cached {
+                give_back_slot(job.cast::<Slot>());
+            } else {
+                drop(Box::from_raw(job.cast::<MaybeUninit<Self>>().as_ptr()));
+            }
+        }
+    }
+
+    /// # Safety
+    /// `envelope` heads a job made by [`SpawnJob::new`] whose message
+    /// reference is still unused, opened once (or set aside, see
+    /// `defer_spawn`, and opened again later).
     unsafe fn open(envelope: NonNull<Envelope>, sched: Option<&Scheduler>) {
         // SAFETY: forwarded contract.
         opened_on(sched, |lp| unsafe { Self::open_on(envelope, lp) });
@@ -197,24 +340,30 @@ where
     /// # Safety
     /// As for `open`.
     unsafe fn open_on(envelope: NonNull<Envelope>, lp: Option<&EventLoop>) {
+        let job = envelope.cast::<Self>();
+        if let Some(lp) = lp
+            && !lp.has_stack_permit()
+        {
+            lp.defer_spawn(envelope);
+            return;
+        }
+        // SAFETY: the job is initialised and its closure still in place
+        // (contract); it is moved out once, here, and the message's
+        // reference taken over.
+        let (f, fiber_packet) = unsafe {
+            (
+                ptr::read(&raw const (*job.as_ptr()).f).assume_init(),
+                PacketRef::adopt(job),
+            )
+        };
         let Some(lp) = lp else {
-            // SAFETY: contract: a leaked box, ours now.
-            let job = unsafe { Box::from_raw(envelope.cast::<SpawnJob<F, T>>().as_ptr()) };
-            let packet = Arc::clone(&job.packet);
-            drop(job);
-            packet.finish(Err(Box::new(io::Error::other(
+            drop(f);
+            fiber_packet.finish(Err(Box::new(io::Error::other(
                 "loom::spawn_on: the target loop stopped before the fiber could start",
             ))));
             return;
         };
-        if !lp.has_stack_permit() {
-            lp.defer_spawn(envelope);
-            return;
-        }
-        // SAFETY: contract.
-        let job = unsafe { Box::from_raw(envelope.cast::<SpawnJob<F, T>>().as_ptr()) };
-        let SpawnJob { f, packet, .. } = *job;
-        let fiber_packet = Arc::clone(&packet);
+        let packet = fiber_packet.clone();
         let event_loop = current::current_rc("loom::spawn_on");
         let spawned = event_loop.spawn(FiberName::empty(), None, move || {
             let result = panic::catch_unwind(AssertUnwindSafe(f));
@@ -239,11 +388,142 @@ where
     }
 }
 
+/// Bytes of a [`Slot`] a [`SpawnJob`] may use: room for the packet, its
+/// envelope and a closure of a few hundred bytes.
+const SLOT_JOB_BYTES: usize = 448;
+/// A [`Slot`]'s alignment: its own cache lines.
+const SLOT_ALIGN: usize = 64;
+/// The most slots one thread creates. Past that, `spawn_on`s from the
+/// thread while all of them are in use allocate their block instead.
+pub(crate) const MAX_CACHED_SLOTS: usize = 1024;
+
+/// A recycled block for one `spawn_on`: a [`SpawnJob`] while in use; while
+/// cached, its first bytes are the free list's mailbox `Node` (where a
+/// job's envelope has its own).
+#[repr(C, align(64))]
+struct Slot {
+    job: [MaybeUninit<u8>; SLOT_JOB_BYTES],
+    /// The cache of the thread that made the slot: where it goes back.
+    home: Arc<SlotHome>,
+}
+
+/// Where slots come back to their thread's cache, from any thread. A
+/// mailbox is exactly that: a multi-producer stack the owner takes whole,
+/// closed (refusing returns, which then free the slot) when the owner
+/// thread exits. Its sleeping handshake is unused.
+struct SlotHome {
+    returned: Mailbox,
+}
+
+/// A thread's cache of [`Slot`]s.
+struct SlotCache {
+    home: Arc<SlotHome>,
+    /// Slots taken back from `home`, not handed out again yet.
+    free: RefCell<Drain>,
+    /// Slots this thread created (at most [`MAX_CACHED_SLOTS`]).
+    created: Cell<usize>,
+}
+
+thread_local! {
+    static SLOTS: SlotCache = SlotCache::new();
+}
+
+impl SlotCache {
+    fn new() -> SlotCache {
+        let home = Arc::new(SlotHome {
+            returned: Mailbox::new(),
+        });
+        let free = RefCell::new(home.returned.take_all());
+        SlotCache {
+            home,
+            free,
+            created: Cell::new(0),
+        }
+    }
+
+    fn take(&self) -> Option<NonNull<Slot>> {
+        let mut free = self.free.borrow_mut();
+        let node = match free.next() {
+            Some(node) => Some(node),
+            None => {
+                *free = self.home.returned.take_all();
+                free.next()
+            }
+        };
+        if let Some(node) = node {
+            return Some(node.cast::<Slot>());
+        }
+        let slot = self.create()?;
+        // A spare: a spawn that starts right after a join may find the
+        // previous block still on its way back from the other loop (its
+        // fiber let go of it last), and should not allocate for that.
+        if let Some(spare) = self.create() {
+            // SAFETY: a fresh slot nobody references.
+            unsafe { give_back_slot(spare) };
+        }
+        Some(slot)
+    }
+
+    /// A new slot, unless this thread made [`MAX_CACHED_SLOTS`] already.
+    fn create(&self) -> Option<NonNull<Slot>> {
+        if self.created.get() >= MAX_CACHED_SLOTS {
+            return None;
+        }
+        self.created.set(self.created.get() + 1);
+        let slot = Box::new(Slot {
+            job: [MaybeUninit::uninit(); SLOT_JOB_BYTES],
+            home: Arc::clone(&self.home),
+        });
+        Some(NonNull::from(Box::leak(slot)))
+    }
+}
+
+impl Drop for SlotCache {
+    fn drop(&mut self) {
+        // SAFETY: cached slots are leaked boxes nobody else references (a
+        // slot in use is not in the cache); `Drain` reads a node's link
+        // before returning it, so each may be freed at once.
+        let free =
+            |node: NonNull<Node>| unsafe { drop(Box::from_raw(node.cast::<Slot>().as_ptr())) };
+        self.free.get_mut().for_each(free);
+        self.home.returned.close().for_each(free);
+    }
+}
+
+/// A free slot from this thread's cache, or `None` (the cache is at its
+/// limit, or the thread is exiting).
+fn take_slot() -> Option<NonNull<Slot>> {
+    SLOTS.try_with(SlotCache::take).ok().flatten()
+}
+
+/// Returns `slot` to the cache of the thread that made it — or frees it,
+/// if that thread has exited.
+///
+/// # Safety
+/// `slot` is a leaked `Box<Slot>` that nothing references any more.
+unsafe fn give_back_slot(slot: NonNull<Slot>) {
+    let node = slot.cast::<Node>();
+    // Our own reference: once the push below publishes the slot, its owner
+    // may free it — and with it the slot's reference to `home` — while
+    // `push` still reads the mailbox.
+    // SAFETY: the slot is ours (contract) and initialised.
+    let home = Arc::clone(unsafe { &(*slot.as_ptr()).home });
+    // SAFETY: the slot is ours (contract); its first bytes become the free
+    // list's node, which the push hands to the owner; on refusal it is
+    // still ours to free.
+    unsafe {
+        node.write(Node::new());
+        if home.returned.push(node).is_err() {
+            drop(Box::from_raw(slot.as_ptr()));
+        }
+    }
+}
+
 /// Asks a loop to cancel the fiber running a `spawn_on` job.
 #[repr(C)]
 struct CancelJob<T> {
     envelope: Envelope,
-    packet: Arc<Packet<T>>,
+    packet: PacketRef<T>,
 }
 
 impl<T> CancelJob<T> {
@@ -276,7 +556,7 @@ impl<T> CancelJob<T> {
 /// [`broadcast`]. Unlike [`crate::JoinHandle`] it is `Send`: any fiber, on
 /// any loop, or a plain thread may join it. Dropping it detaches the fiber.
 pub struct SendJoinHandle<T> {
-    packet: Arc<Packet<T>>,
+    packet: PacketRef<T>,
     remote: Arc<Remote>,
     index: usize,
 }
@@ -293,6 +573,11 @@ impl<T: Send + 'static> SendJoinHandle<T> {
     /// `TimedOut` if its call-tree deadline
     /// ([`crate::time::with_deadline`]) passes first.
     pub fn join(self) -> thread::Result<T> {
+        if !self.packet.done.load(Ordering::Acquire) {
+            // A fiber that is quick to finish is not worth a waiter and a
+            // wake-up through this loop's mailbox.
+            spin_until(None, || self.packet.done.load(Ordering::Relaxed));
+        }
         let joined = wait_until(
             &self.packet.state,
             |state| &state.joiners,
@@ -323,7 +608,7 @@ impl<T: Send + 'static> SendJoinHandle<T> {
         if running {
             let job = Box::new(CancelJob {
                 envelope: Envelope::new(CancelJob::<T>::open),
-                packet: Arc::clone(&self.packet),
+                packet: self.packet.clone(),
             });
             let envelope = NonNull::from(Box::leak(job)).cast::<Envelope>();
             // SAFETY: leaked for the mailbox, which owns it until opened.

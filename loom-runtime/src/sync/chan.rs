@@ -16,11 +16,12 @@ use std::collections::VecDeque;
 use std::mem::{self, ManuallyDrop};
 use std::ops::Deref;
 use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::chan_error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use super::flavour::{Flavour, RawLock};
-use super::waiter::{Interrupted, WaitList, Waiter, Wakes, wait_until};
+use super::waiter::{Interrupted, WaitList, Waiter, Wakes, spin_until, wait_until};
 
 /// Where a channel keeps its messages.
 pub(crate) trait Buffer {
@@ -37,24 +38,35 @@ pub(crate) trait Buffer {
 
 /// The buffer of mpsc and mpmc channels. A bounded queue is allocated
 /// whole when the channel is created, so sending never allocates.
+///
+/// The oldest message sits inline, next to the lock, so that a channel
+/// that rarely holds more than one message (a ping-pong, a request and
+/// its answer) moves it between threads without touching the heap
+/// buffer's cache line as well.
+#[repr(C)]
 pub(crate) struct Queue<T> {
-    items: VecDeque<T>,
+    /// The oldest message; `None` only while `items` is empty too.
+    first: Option<T>,
     /// `usize::MAX` for unbounded channels.
     capacity: usize,
+    /// The messages after `first`, oldest first.
+    items: VecDeque<T>,
 }
 
 impl<T> Queue<T> {
     pub(crate) fn bounded(capacity: usize) -> Queue<T> {
         Queue {
-            items: VecDeque::with_capacity(capacity),
+            first: None,
             capacity,
+            items: VecDeque::with_capacity(capacity.saturating_sub(1)),
         }
     }
 
     pub(crate) fn unbounded() -> Queue<T> {
         Queue {
-            items: VecDeque::new(),
+            first: None,
             capacity: usize::MAX,
+            items: VecDeque::new(),
         }
     }
 }
@@ -64,32 +76,42 @@ impl<T> Buffer for Queue<T> {
 
     #[inline]
     fn is_full(&self) -> bool {
-        self.items.len() >= self.capacity
+        self.len() >= self.capacity
     }
 
     #[inline]
     fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.first.is_none()
     }
 
+    #[inline]
     fn len(&self) -> usize {
-        self.items.len()
+        usize::from(self.first.is_some()) + self.items.len()
     }
 
     #[inline]
     fn push(&mut self, value: T) {
-        self.items.push_back(value);
+        if self.first.is_none() {
+            self.first = Some(value);
+        } else {
+            self.items.push_back(value);
+        }
     }
 
     #[inline]
     fn pop(&mut self) -> Option<T> {
-        self.items.pop_front()
+        let value = self.first.take()?;
+        if !self.items.is_empty() {
+            self.first = self.items.pop_front();
+        }
+        Some(value)
     }
 
     fn take_all(&mut self) -> Queue<T> {
         Queue {
-            items: mem::take(&mut self.items),
+            first: self.first.take(),
             capacity: self.capacity,
+            items: mem::take(&mut self.items),
         }
     }
 }
@@ -132,6 +154,10 @@ impl<T> Buffer for Slot<T> {
     }
 }
 
+/// Laid out in this order so that what every send and receive touches —
+/// the buffer's head, the counts, the wait lists' heads — shares the
+/// lock's cache lines (see [`Chan`]).
+#[repr(C)]
 struct State<B> {
     buffer: B,
     senders: usize,
@@ -162,8 +188,30 @@ fn recv_waiters<B>(state: &State<B>) -> &WaitList {
 }
 
 /// A channel's shared part; the handles point at it through `F::Ref`.
+///
+/// `version` comes first, on the lock's cache line: a fiber about to wait
+/// on a `Shared` channel first spins a little on it (see
+/// [`spin_until`]) — one load of a line the other side writes anyway
+/// when it takes the lock — instead of registering a waiter that the
+/// other side would then wake through the fiber's loop's mailbox.
+#[repr(C, align(128))]
 pub(crate) struct Chan<B, F: Flavour> {
+    /// Bumped under the lock by every change a waiting sender or receiver
+    /// may be waiting for (a message in or out, the last sender or
+    /// receiver gone). A hint read without the lock; `Shared` only.
+    version: AtomicU32,
     lock: F::Lock<State<B>>,
+}
+
+/// The receive attempt of [`Chan::recv`]: `None`, wait; `Some(None)`,
+/// disconnected; `Some(Some(..))`, received.
+#[allow(clippy::type_complexity)]
+fn take_one<B: Buffer>(state: &mut State<B>) -> Option<Option<(B::Item, Wakes)>> {
+    match state.buffer.pop() {
+        Some(value) => Some(Some((value, state.send_waiters.notify_one()))),
+        None if state.senders == 0 => Some(None),
+        None => None,
+    }
 }
 
 /// A deadline `timeout` from now; `None` (wait forever) if that is too far
@@ -173,6 +221,38 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
 }
 
 impl<B: Buffer, F: Flavour> Chan<B, F> {
+    /// Records a change waiters may be spinning for. Call under the lock.
+    #[inline]
+    fn changed(&self) {
+        if F::CROSS_THREAD {
+            // Only the lock holder writes, so load + store loses nothing.
+            let next = self.version.load(Ordering::Relaxed).wrapping_add(1);
+            self.version.store(next, Ordering::Release);
+        }
+    }
+
+    /// Runs `attempt` under the lock; if it says "wait" on a `Shared`
+    /// channel, spins (bounded, see [`spin_until`]) until the channel
+    /// changes. Returns what the attempt returned. The caller's
+    /// `wait_until` then tries again under the lock and waits properly if
+    /// the change was not the one it needed or did not come.
+    #[inline]
+    fn attempt_then_spin<R>(
+        &self,
+        deadline: Option<Instant>,
+        attempt: &mut impl FnMut(&mut State<B>) -> Option<R>,
+    ) -> Option<R> {
+        if !F::CROSS_THREAD {
+            return None;
+        }
+        let seen = self.version.load(Ordering::Acquire);
+        let taken = self.lock.with(&mut *attempt);
+        if taken.is_none() {
+            spin_until(deadline, || self.version.load(Ordering::Relaxed) != seen);
+        }
+        taken
+    }
+
     /// Sends `value`, waiting for room until `deadline`.
     pub(crate) fn send(
         &self,
@@ -181,26 +261,31 @@ impl<B: Buffer, F: Flavour> Chan<B, F> {
     ) -> Result<(), SendTimeoutError<B::Item>> {
         // Moved into the buffer only on success; on failure it comes back.
         let mut value = Some(value);
-        let sent = wait_until(
-            &self.lock,
-            send_waiters,
-            deadline,
-            F::CROSS_THREAD,
-            "Sender::send",
-            // None: wait; Some(None): disconnected; Some(Some): sent.
-            |state| {
-                if state.receivers == 0 {
-                    return Some(None);
-                }
-                if state.buffer.is_full() {
-                    return None;
-                }
-                if let Some(value) = value.take() {
-                    state.buffer.push(value);
-                }
-                Some(Some(state.recv_waiters.notify_one()))
-            },
-        );
+        // None: wait; Some(None): disconnected; Some(Some): sent.
+        let mut attempt = |state: &mut State<B>| {
+            if state.receivers == 0 {
+                return Some(None);
+            }
+            if state.buffer.is_full() {
+                return None;
+            }
+            if let Some(value) = value.take() {
+                state.buffer.push(value);
+                self.changed();
+            }
+            Some(Some(state.recv_waiters.notify_one()))
+        };
+        let sent = match self.attempt_then_spin(deadline, &mut attempt) {
+            Some(sent) => Ok(sent),
+            None => wait_until(
+                &self.lock,
+                send_waiters,
+                deadline,
+                F::CROSS_THREAD,
+                "Sender::send",
+                attempt,
+            ),
+        };
         match sent {
             Ok(Some(wakes)) => {
                 wakes.deliver();
@@ -222,6 +307,7 @@ impl<B: Buffer, F: Flavour> Chan<B, F> {
                 Err(TrySendError::Full(value))
             } else {
                 state.buffer.push(value);
+                self.changed();
                 Ok(state.recv_waiters.notify_one())
             }
         });
@@ -230,19 +316,24 @@ impl<B: Buffer, F: Flavour> Chan<B, F> {
 
     /// Receives a message, waiting until `deadline`.
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<B::Item, RecvTimeoutError> {
-        let taken = wait_until(
-            &self.lock,
-            recv_waiters,
-            deadline,
-            F::CROSS_THREAD,
-            "Receiver::recv",
-            // None: wait; Some(None): disconnected; Some(Some): received.
-            |state| match state.buffer.pop() {
-                Some(value) => Some(Some((value, state.send_waiters.notify_one()))),
-                None if state.senders == 0 => Some(None),
-                None => None,
-            },
-        );
+        let mut attempt = |state: &mut State<B>| {
+            let taken = take_one(state);
+            if matches!(taken, Some(Some(_))) {
+                self.changed();
+            }
+            taken
+        };
+        let taken = match self.attempt_then_spin(deadline, &mut attempt) {
+            Some(taken) => Ok(taken),
+            None => wait_until(
+                &self.lock,
+                recv_waiters,
+                deadline,
+                F::CROSS_THREAD,
+                "Receiver::recv",
+                attempt,
+            ),
+        };
         match taken {
             Ok(Some((value, wakes))) => {
                 wakes.deliver();
@@ -257,7 +348,10 @@ impl<B: Buffer, F: Flavour> Chan<B, F> {
     /// Receives a message if one is there.
     pub(crate) fn try_recv(&self) -> Result<B::Item, TryRecvError> {
         let taken = self.lock.with(|state| match state.buffer.pop() {
-            Some(value) => Ok((value, state.send_waiters.notify_one())),
+            Some(value) => {
+                self.changed();
+                Ok((value, state.send_waiters.notify_one()))
+            }
             None if state.senders == 0 => Err(TryRecvError::Disconnected),
             None => Err(TryRecvError::Empty),
         });
@@ -325,6 +419,7 @@ fn unsent<T>(value: Option<T>) -> T {
 /// Creates a channel around `buffer` with one sender and one receiver.
 pub(crate) fn channel<B: Buffer, F: Flavour>(buffer: B) -> (Tx<B, F>, Rx<B, F>) {
     let chan = F::new_ref(Chan {
+        version: AtomicU32::new(0),
         lock: RawLock::new(State {
             buffer,
             senders: 1,
@@ -352,6 +447,7 @@ impl<B: Buffer, F: Flavour> Tx<B, F> {
         let chan = unsafe { ptr::read(&this.chan) };
         let sent = chan.lock.with(|state| {
             state.senders -= 1;
+            chan.changed();
             if state.receivers == 0 {
                 return Err(value);
             }
@@ -387,6 +483,7 @@ impl<B: Buffer, F: Flavour> Drop for Tx<B, F> {
         let wakes = self.chan.lock.with(|state| {
             state.senders -= 1;
             if state.senders == 0 {
+                self.chan.changed();
                 state.recv_waiters.notify_all()
             } else {
                 Wakes::new()
@@ -426,6 +523,7 @@ impl<B: Buffer, F: Flavour> Drop for Rx<B, F> {
         let (wakes, unreceived) = self.chan.lock.with(|state| {
             state.receivers -= 1;
             if state.receivers == 0 {
+                self.chan.changed();
                 // Nobody can receive them any more: drop them now (like
                 // std), not when the last sender goes.
                 (

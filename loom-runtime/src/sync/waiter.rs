@@ -261,6 +261,43 @@ fn suspend_until(
     result
 }
 
+/// Before a fiber waits for another thread: spins on its loop's thread
+/// until `changed()` holds, mail arrives, `deadline` passes or the loop's
+/// spin bound ([`EventLoop::cross_spin_until`]: only while the loop has
+/// nothing else to run, and a few microseconds at most) runs out. Returns
+/// whether `changed()` held. Outside a fiber it returns `false` at once.
+///
+/// `changed` reads a hint without taking the primitive's lock, so the
+/// waiting side neither registers a waiter nor has the notifier push a
+/// wake-up through the mailbox when the change comes quickly — the
+/// caller still re-checks under the lock.
+pub(crate) fn spin_until(deadline: Option<Instant>, changed: impl Fn() -> bool) -> bool {
+    current::try_with_current(|lp| {
+        lp.sched.current()?;
+        let mut until = lp.cross_spin_until()?;
+        if let Some(deadline) = deadline {
+            until = until.min(deadline);
+        }
+        let remote = lp.driver.remote();
+        loop {
+            for _ in 0..32 {
+                if changed() {
+                    return Some(true);
+                }
+                if remote.has_messages() {
+                    return Some(false);
+                }
+                std::hint::spin_loop();
+            }
+            if Instant::now() >= until {
+                return Some(false);
+            }
+        }
+    })
+    .flatten()
+    .unwrap_or(false)
+}
+
 /// The waiters of one primitive (or one side of it), oldest first. Lives
 /// inside the primitive's lock.
 #[derive(Debug)]

@@ -5,13 +5,20 @@
 
 use std::io;
 use std::ptr::{self, NonNull};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::EventLoop;
 use crate::stack::control::FiberControl;
 use crate::stats::WaitKind;
 use crate::sys::cancelled;
 use crate::wheel::TimerEntry;
+
+/// The longest a fiber spins for a cross-thread wake-up
+/// ([`EventLoop::cross_spin_until`]) while no op is in flight.
+pub(crate) const CROSS_SPIN_MAX: Duration = Duration::from_micros(20);
+/// The same while ops are in flight: the most a spin delays noticing
+/// their completions.
+pub(crate) const CROSS_SPIN_MAX_IO: Duration = Duration::from_micros(5);
 
 impl EventLoop {
     /// Blocks the running fiber until `target` finishes, or until the
@@ -162,6 +169,36 @@ impl EventLoop {
     /// the loop must not call that wait a deadlock).
     pub(crate) fn remote_wait_started(&self) {
         self.remote_waits.set(self.remote_waits.get() + 1);
+    }
+
+    /// Until when a fiber about to wait for another thread may instead
+    /// watch for the change it waits for, spinning on this loop's thread
+    /// (`sync::waiter::spin_until`); `None` if the loop has anything else
+    /// to do — a runnable fiber, mail, a deferred spawn, a timer due, a
+    /// shutdown under way — or spinning is off (`idle_spin` zero). The
+    /// spin lasts at most `idle_spin` capped at [`CROSS_SPIN_MAX`], or
+    /// [`CROSS_SPIN_MAX_IO`] while ops are in flight: that is how late a
+    /// completion may be noticed because of it (mail stops it at once).
+    pub(crate) fn cross_spin_until(&self) -> Option<Instant> {
+        if self.config.idle_spin.is_zero()
+            || self.sched.has_runnable()
+            || self.driver.remote().has_messages()
+            || self.shutdown_deadline.get().is_some()
+            || !self.deferred_spawns.borrow().is_empty()
+        {
+            return None;
+        }
+        let cap = if self.driver.has_pending() {
+            CROSS_SPIN_MAX_IO
+        } else {
+            CROSS_SPIN_MAX
+        };
+        let now = Instant::now();
+        let mut until = now + self.config.idle_spin.min(cap);
+        if let Some(tick) = self.timers.next_tick() {
+            until = until.min(self.instant_of(tick));
+        }
+        (until > now).then_some(until)
     }
 
     /// The wait counted by [`EventLoop::remote_wait_started`] ended.
