@@ -760,3 +760,60 @@ fn an_accepted_stream_has_its_listeners_timeouts() {
         assert_eq!(accepted.read_timeout().unwrap(), kernel, "loom's copy");
     });
 }
+
+/// `serve_balanced` on two loops: connections held open alternate between
+/// the loops; once loop 1's have closed, the next ones all go to loop 1;
+/// each is served on the loop that reported it.
+#[test]
+fn serve_balanced_hands_each_connection_to_the_least_loaded_loop() {
+    loom_tests::on_each_backend_with(
+        |b| b.threads(2).fibers(64),
+        || {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (done_tx, done_rx) = loom::sync::mpsc::channel::<u8>(64);
+            let server = loom::spawn(move || {
+                listener.serve_balanced(move |mut stream| {
+                    let index = loom::rt::loop_index() as u8;
+                    let _ = stream.write_all(&[index]);
+                    let mut buf = [0u8; 64];
+                    while let Ok(n @ 1..) = stream.read(&mut buf) {
+                        if stream.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = done_tx.send(index);
+                })
+            });
+            let connect = || {
+                let mut client = TcpStream::connect(addr).unwrap();
+                let mut index = [0];
+                client.read_exact(&mut index).unwrap();
+                (client, index[0])
+            };
+            let mut held: Vec<_> = (0..16).map(|_| connect()).collect();
+            let on_loop_1 = held.iter().filter(|(_, index)| *index == 1).count();
+            assert_eq!(on_loop_1, 8, "16 connections held open split 8/8");
+            for (client, _) in &mut held {
+                client.write_all(b"ping").unwrap();
+                let mut echo = [0; 4];
+                client.read_exact(&mut echo).unwrap();
+                assert_eq!(&echo, b"ping");
+            }
+            held.retain(|(_, index)| *index == 0);
+            for _ in 0..8 {
+                assert_eq!(done_rx.recv(), Ok(1), "only loop 1's connections closed");
+            }
+            // The handler has returned; its count goes right after.
+            loom::time::sleep(Duration::from_millis(50)).unwrap();
+            let next: Vec<_> = (0..8).map(|_| connect()).collect();
+            assert!(
+                next.iter().all(|(_, index)| *index == 1),
+                "new connections go to the loop with none: {:?}",
+                next.iter().map(|(_, index)| index).collect::<Vec<_>>()
+            );
+            server.cancel();
+            server.join().unwrap().unwrap();
+        },
+    );
+}

@@ -116,6 +116,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "time/deadline",
             "net",
             "net/addr",
+            "net/balance",
             "net/socket",
             "net/tcp",
             "net/timeout",

@@ -17,6 +17,7 @@
 //! (see [`crate::fiber::is_cancelled`]).
 
 mod addr;
+mod balance;
 pub(crate) mod socket;
 mod tcp;
 mod timeout;

@@ -60,6 +60,25 @@ impl Socket {
         Socket::with(fd, self.timeouts.inherited(), what)
     }
 
+    /// Takes ownership of a socket accepted on another loop, with the
+    /// timeouts its listener had ([`Socket::timeout_values`]).
+    pub(crate) fn with_timeouts(
+        fd: OwnedFd,
+        values: [Option<Duration>; 2],
+        what: &str,
+    ) -> io::Result<Socket> {
+        Socket::with(fd, Timeouts::from_values(values), what)
+    }
+
+    /// The two timeouts (read, write) as plain values, to travel to
+    /// another thread.
+    pub(crate) fn timeout_values(&self) -> [Option<Duration>; 2] {
+        [
+            self.timeouts.get(Direction::Read),
+            self.timeouts.get(Direction::Write),
+        ]
+    }
+
     fn with(fd: OwnedFd, timeouts: Timeouts, what: &str) -> io::Result<Socket> {
         crate::sys::prepare_socket(&fd)?;
         let source = with_current(what, |lp| lp.driver.adopt_fd(fd.as_raw_fd()))?;

@@ -223,21 +223,28 @@ impl TcpListener {
     /// the type's documentation.
     #[track_caller]
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (fd, peer) = self.accept_fd("TcpListener::accept")?;
+        let stream = TcpStream::from_socket(self.socket.accepted(fd, "TcpListener::accept")?);
+        Ok((stream, addr::from_raw(&peer)?))
+    }
+
+    /// `accept(2)`, leaving the new connection's descriptor as the kernel
+    /// made it: not set up for any loop yet. Backs off while descriptors
+    /// run out (see the type's documentation).
+    #[track_caller]
+    pub(super) fn accept_fd(&self, what: &str) -> io::Result<(OwnedFd, op::RawAddr)> {
         let pause = self.backoff.get();
         if !pause.is_zero() {
             crate::time::sleep(pause)?;
         }
         let mut peer = op::RawAddr::empty();
-        match self.socket.run(
-            "TcpListener::accept",
-            op::Accept::new(self.socket.fd(), &mut peer),
-            None,
-        ) {
+        match self
+            .socket
+            .run(what, op::Accept::new(self.socket.fd(), &mut peer), None)
+        {
             Ok(fd) => {
                 self.backoff.set(Duration::ZERO);
-                let stream =
-                    TcpStream::from_socket(self.socket.accepted(fd, "TcpListener::accept")?);
-                Ok((stream, addr::from_raw(&peer)?))
+                Ok((fd, peer))
             }
             Err(e) => {
                 if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
@@ -247,6 +254,11 @@ impl TcpListener {
                 Err(e)
             }
         }
+    }
+
+    /// The timeouts a connection accepted here starts with.
+    pub(super) fn accepted_timeouts(&self) -> [Option<Duration>; 2] {
+        self.socket.timeout_values()
     }
 
     /// An iterator of [`accept`](TcpListener::accept)ed streams. Unlike
@@ -450,6 +462,16 @@ impl TcpStream {
     #[track_caller]
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         Socket::adopt(OwnedFd::from(stream), "TcpStream::from_std").map(TcpStream::from_socket)
+    }
+
+    /// Sets up, for the current loop, a connection accepted on another
+    /// (`TcpListener::serve_balanced`).
+    pub(super) fn from_accepted(
+        fd: OwnedFd,
+        timeouts: [Option<Duration>; 2],
+        what: &str,
+    ) -> io::Result<TcpStream> {
+        Socket::with_timeouts(fd, timeouts, what).map(TcpStream::from_socket)
     }
 
     /// Unwraps into a std stream in blocking mode.

@@ -73,6 +73,15 @@ impl Timeouts {
         Ok(timeouts)
     }
 
+    /// These values (read, write): a socket accepted on another loop.
+    pub(crate) fn from_values(values: [Option<Duration>; 2]) -> Timeouts {
+        let timeouts = Timeouts::none();
+        for (own, value) in timeouts.own.iter().zip(values) {
+            own.set(value);
+        }
+        timeouts
+    }
+
     /// A copy of these values (an accepted socket's, from its listener).
     pub(crate) fn inherited(&self) -> Timeouts {
         let timeouts = Timeouts::none();
