@@ -5,15 +5,24 @@
 //!   way: an accept loop that starts one fiber / task / coroutine per
 //!   connection, which reads into a 16 KiB buffer and writes every byte
 //!   back.
+//! * [`floor`] — the floors `raw-io_uring` and `raw-epoll`: the same echo
+//!   server with no runtime, straight on the kernel interfaces.
 //! * [`client`] — the closed-loop load generator: one thread, mio
-//!   (edge-triggered epoll), non-blocking sockets.
-//! * [`sys`] — CPU pinning and per-process CPU time from `/proc`.
+//!   (edge-triggered epoll), non-blocking sockets, connections opened in
+//!   batches; per-connection echo counts and round-trip times of the
+//!   measured window.
+//! * [`histogram`] — the fixed log-linear round-trip-time histogram the
+//!   client records into.
+//! * [`sys`] — CPU pinning, per-process CPU time and resident memory from
+//!   `/proc`, raising `RLIMIT_NOFILE`.
 //! * [`strace`] — counting a running server's syscalls with `strace -c`.
 //!
 //! The last two, and the CPU layout, live in [`crate::harness`] (the
 //! `http` bench uses them too) and are re-exported here.
 
 pub mod client;
+pub mod floor;
+pub mod histogram;
 pub mod servers;
 
 use std::fmt;
@@ -38,16 +47,23 @@ pub enum Impl {
     Monoio,
     /// may with one worker thread (N workers for N server threads).
     May,
+    /// The io_uring floor: no runtime, the bare ring (one thread only).
+    RawIoUring,
+    /// The epoll floor: no runtime, bare edge-triggered epoll (one thread
+    /// only).
+    RawEpoll,
 }
 
 impl Impl {
     /// Every implementation, in the default order.
-    pub const ALL: [Impl; 5] = [
+    pub const ALL: [Impl; 7] = [
         Impl::LoomIoUring,
         Impl::LoomEpoll,
         Impl::Tokio,
         Impl::Monoio,
         Impl::May,
+        Impl::RawIoUring,
+        Impl::RawEpoll,
     ];
 
     /// The name used on the command line and in the output.
@@ -58,6 +74,8 @@ impl Impl {
             Impl::Tokio => "tokio",
             Impl::Monoio => "monoio",
             Impl::May => "may",
+            Impl::RawIoUring => "raw-io_uring",
+            Impl::RawEpoll => "raw-epoll",
         }
     }
 }

@@ -6,6 +6,9 @@
 //! ([`SERVER_BUF`]) and writes every byte it read back (`write_all`) until
 //! the peer closes. A server runs until its process is killed.
 //!
+//! The floors (`raw-io_uring`, `raw-epoll`) are in the `floor` module;
+//! [`serve`] dispatches to them too.
+//!
 //! The stackful implementations (loom, may) keep the buffer on the fiber's
 //! stack and get 64 KiB stacks (loom's default; may's is raised to match).
 //!
@@ -49,6 +52,8 @@ pub fn serve(imp: Impl, threads: usize, report: Report) -> io::Result<()> {
         Impl::Monoio if threads > 1 => monoio_multi_server(threads, report),
         Impl::Monoio => monoio_server(report),
         Impl::May => may_server(threads, report),
+        Impl::RawIoUring => super::floor::uring::serve(threads, report),
+        Impl::RawEpoll => super::floor::epoll::serve(threads, report),
     }
 }
 
@@ -63,10 +68,8 @@ fn loom_multi_loop_server(
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let rt = loom::Runtime::builder()
-        .backend(backend)
-        .threads(threads)
-        .build()?;
+    let rt = loom_builder(backend).threads(threads).build()?;
+    loom_check_limit(&rt);
     rt.run(move || -> io::Result<()> {
         let options = loom::net::ListenOptions::new().reuse_port(true);
         let first = loom::net::TcpListener::bind_with("127.0.0.1:0", &options)?;
@@ -107,9 +110,37 @@ fn loom_accept_loop(listener: &loom::net::TcpListener) -> io::Result<()> {
     }
 }
 
+/// The most fibers a loom loop may hold at once. The bench runs up to
+/// 10 000 connections (one fiber each, plus the accept loop) per loop;
+/// this is loom's default (`DEFAULT_MAX_FIBERS`), set explicitly so the
+/// 10 000-connection cell does not depend on it. Stacks beyond the 1 024
+/// reserved at start-up are mapped on demand, during the connection phase
+/// (outside the measured window). Below Linux 6.13 the mapping budget
+/// (`vm.max_map_count`, two mappings per stack) may cap it lower: the
+/// server then says so on stderr.
+const LOOM_MAX_FIBERS: usize = 64 * 1024;
+
+/// A loom runtime builder with the bench's fiber limit
+/// ([`LOOM_MAX_FIBERS`]); everything else is loom's default.
+fn loom_builder(backend: loom::rt::Backend) -> loom::rt::Builder {
+    loom::Runtime::builder()
+        .backend(backend)
+        .max_fibers(LOOM_MAX_FIBERS)
+}
+
+/// Notes on stderr when the stack budget caps loom below
+/// [`LOOM_MAX_FIBERS`].
+fn loom_check_limit(rt: &loom::Runtime) {
+    let limit = rt.fiber_limit();
+    if limit < LOOM_MAX_FIBERS {
+        eprintln!("note: loom can hold only {limit} fibers per loop here (stack budget)");
+    }
+}
+
 /// loom on `backend`, one fiber per connection.
 fn loom_server(backend: loom::rt::Backend, report: Report) -> io::Result<()> {
-    let rt = loom::Runtime::builder().backend(backend).build()?;
+    let rt = loom_builder(backend).build()?;
+    loom_check_limit(&rt);
     rt.run(move || -> io::Result<()> {
         let listener = loom::net::TcpListener::bind("127.0.0.1:0")?;
         report(listener.local_addr()?.port());

@@ -4,13 +4,15 @@
 //! time from its own `schedstat`, rounds that alternate the servers,
 //! medians, and a table printer.
 //!
-//! * [`sys`] — CPU pinning and CPU time from `/proc`.
+//! * [`sys`] — CPU pinning, CPU time and resident memory from `/proc`,
+//!   raising `RLIMIT_NOFILE`.
 //! * [`strace`] — counting a running server's syscalls with `strace -c`.
 //! * [`ServerProcess`] — this binary re-executed as `<bin> --server <impl>`,
 //!   which pins itself, binds `127.0.0.1:0` and prints `port=<n>`
 //!   ([`report_port`]); killed on drop.
 //! * [`Window`] — CPU and wall clock sampled around one measured window,
-//!   turned into a [`Measurement`].
+//!   turned into a [`Measurement`] (which a bench may extend with its own
+//!   figures, [`Extras`], reported as medians like the rest).
 //! * [`retry_quietly`] / [`run_rounds`] — re-measuring noisy windows, and
 //!   rounds that measure every server once per cell in a rotating order.
 
@@ -235,6 +237,48 @@ pub struct Measurement {
     pub server_threads: usize,
     /// Heap allocations the server made per operation, where measured.
     pub allocs_per_op: Option<f64>,
+    /// Bench-specific figures of this window (e.g. latency percentiles),
+    /// reported as medians over the samples like the others.
+    pub extras: Extras,
+}
+
+/// The most [`Extras`] one measurement can carry.
+pub const MAX_EXTRAS: usize = 8;
+
+/// A measurement's bench-specific figures: up to [`MAX_EXTRAS`] named
+/// values, in insertion order. Plain data (`Copy`), so a [`Measurement`]
+/// stays cheap to keep.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    items: [(&'static str, f64); MAX_EXTRAS],
+    len: usize,
+}
+
+impl Extras {
+    /// Adds (or replaces) the figure `name`.
+    ///
+    /// # Panics
+    ///
+    /// If it would be the `MAX_EXTRAS + 1`-th figure.
+    pub fn set(&mut self, name: &'static str, value: f64) {
+        if let Some(item) = self.items[..self.len].iter_mut().find(|(n, _)| *n == name) {
+            item.1 = value;
+            return;
+        }
+        assert!(self.len < MAX_EXTRAS, "more than {MAX_EXTRAS} extras");
+        self.items[self.len] = (name, value);
+        self.len += 1;
+    }
+
+    /// The figure `name`, if set.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Every figure, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        self.items[..self.len].iter().copied()
+    }
 }
 
 /// The clocks sampled at the start of one measured window: wall time, the
@@ -299,6 +343,7 @@ impl Window {
             other_util: ((busy_ns - server_ns - client_ns) / wall).max(0.0),
             server_threads: threads_after,
             allocs_per_op: None,
+            extras: Extras::default(),
         })
     }
 }
@@ -319,9 +364,10 @@ pub fn retry_quietly(
         let allocs = m
             .allocs_per_op
             .map_or_else(String::new, |a| format!(", {a:.2} allocs/{unit}"));
+        let extras: String = m.extras.iter().map(|(n, v)| format!(" {n}={v}")).collect();
         eprintln!(
             "{label}: {:>9.0} {unit}/s {:>6.2} us/{unit} server CPU {:>3.0}% ({} threads), \
-             client CPU {:>3.0}%, other load {:>3.0}%{allocs}{}",
+             client CPU {:>3.0}%, other load {:>3.0}%{allocs}{extras}{}",
             m.ops_per_s,
             m.server_cpu_us_per_op,
             m.server_util * 100.0,
@@ -369,6 +415,9 @@ pub struct Medians {
     pub allocs_per_op: f64,
     /// Samples the medians are over.
     pub samples: usize,
+    /// The median of each of the samples' [`Extras`] (over the samples
+    /// that have it), in the first sample's order.
+    pub extras: Extras,
 }
 
 /// What [`run_rounds`] collected.
@@ -392,11 +441,22 @@ impl<I: Copy + Eq + Hash, C: Copy + Eq + Hash> Rounds<I, C> {
         let mut rate: Vec<f64> = s.iter().map(|m| m.ops_per_s).collect();
         let mut cpu: Vec<f64> = s.iter().map(|m| m.server_cpu_us_per_op).collect();
         let mut allocs: Vec<f64> = s.iter().filter_map(|m| m.allocs_per_op).collect();
+        let mut extras = Extras::default();
+        for m in s {
+            for (name, _) in m.extras.iter() {
+                if extras.get(name).is_none() {
+                    let mut values: Vec<f64> =
+                        s.iter().filter_map(|m| m.extras.get(name)).collect();
+                    extras.set(name, median(&mut values));
+                }
+            }
+        }
         Some(Medians {
             ops_per_s: median(&mut rate),
             server_cpu_us_per_op: median(&mut cpu),
             allocs_per_op: median(&mut allocs),
             samples: s.len(),
+            extras,
         })
     }
 }

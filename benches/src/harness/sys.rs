@@ -1,4 +1,5 @@
-//! Linux plumbing: CPU pinning and CPU time read from `/proc`.
+//! Linux plumbing: CPU pinning, CPU time and resident memory read from
+//! `/proc`, and the file-descriptor limit.
 
 use std::fs;
 use std::io;
@@ -117,4 +118,60 @@ pub fn cpus_busy_ns(cpus: &[usize]) -> io::Result<u64> {
         }
     }
     Ok(ticks * NS_PER_TICK)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` of this process to its hard limit (the
+/// most an unprivileged process may) and checks that at least `need` file
+/// descriptors are allowed. Child processes inherit the raised limit.
+///
+/// # Errors
+///
+/// If the hard limit is below `need` (the message says how to raise it),
+/// or the limit cannot be read or set.
+pub fn raise_nofile(need: u64) -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for getrlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_max != libc::RLIM_INFINITY && limit.rlim_max < need {
+        return Err(io::Error::other(format!(
+            "{need} file descriptors are needed but the hard RLIMIT_NOFILE is {}; \
+             raise it (e.g. `ulimit -Hn {need}` as root, or LimitNOFILE= / \
+             /etc/security/limits.conf) and run again",
+            limit.rlim_max
+        )));
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: `limit` is a valid rlimit; a soft limit equal to the hard
+        // one is always allowed.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// Resident memory of process `pid` in KiB: `Rss` from
+/// `/proc/<pid>/smaps_rollup`, or `VmRSS` from `/proc/<pid>/status` on
+/// kernels without it.
+pub fn rss_kib(pid: u32) -> io::Result<u64> {
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+    };
+    if let Ok(text) = fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        && let Some(kib) = field(&text, "Rss:")
+    {
+        return Ok(kib);
+    }
+    let text = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    field(&text, "VmRSS:")
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS in status"))
 }
