@@ -47,7 +47,8 @@ pub const DEFAULT_MAX_FIBERS: usize = 64 * 1024;
 pub const DEFAULT_STACK_BYTES: usize = 64 * 1024;
 /// Default time fibers get to finish after the main fiber returned.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
-/// Default io_uring submission-queue size (the completion queue is 4×).
+/// Default io_uring submission-queue size (the completion queue is 16×:
+/// see `Builder::ring_entries`).
 pub const DEFAULT_RING_ENTRIES: u32 = 1024;
 /// Default time an idle loop watches its mailbox before parking, while
 /// messages from other threads are flowing (see [`Builder::idle_spin`]).
@@ -189,7 +190,12 @@ impl Builder {
 
     /// io_uring submission-queue entries, a power of two up to 32768
     /// (default [`DEFAULT_RING_ENTRIES`]). Not a limit on ops in flight: a
-    /// full queue is submitted and refilled.
+    /// full queue is submitted and refilled. The completion queue gets 16
+    /// times as many entries (the kernel caps it at 65 536) — by default
+    /// 16 384, 256 KiB of ring memory per loop — so that one read in flight
+    /// per connection does not overflow it at 10 000 connections: the
+    /// kernel then holds completions back on a slower path, and the loop
+    /// sees them in bursts.
     pub fn ring_entries(mut self, entries: u32) -> Builder {
         self.ring_entries = entries;
         self

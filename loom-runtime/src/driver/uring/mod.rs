@@ -10,7 +10,7 @@
 //!
 //! Limits: the submission queue has `ring_entries` slots. A full queue is
 //! submitted and the push retried, never dropped. The completion queue has
-//! four times as many; should it overflow anyway, the kernel keeps the extra
+//! 16 times as many; should it overflow anyway, the kernel keeps the extra
 //! completions (`IORING_FEAT_NODROP`) and the next turn flushes them.
 
 use std::cell::{Cell, RefCell, UnsafeCell};

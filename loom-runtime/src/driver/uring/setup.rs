@@ -28,6 +28,12 @@ const REQUIRED_OPCODES: &[(u8, &str)] = &[
     (opcode::AsyncCancel::CODE, "async_cancel"),
 ];
 
+/// Completion-queue entries per submission-queue entry: with the default
+/// 1 024, room for one completion per connection of a server with 10 000
+/// connections (see `Builder::ring_entries`); `setup_clamp` caps it at the
+/// kernel's limit.
+const CQ_PER_SQ_ENTRY: u32 = 16;
+
 /// Setup flags tried in order: each later set drops the flag the kernel
 /// may have refused (`EINVAL`) in the one before — `DEFER_TASKRUN` (Linux
 /// 6.1), then `SINGLE_ISSUER` (6.0), then `COOP_TASKRUN` (5.19).
@@ -84,7 +90,7 @@ fn build_with(entries: u32, attempts: &[SetupFlags]) -> io::Result<(IoUring, &'s
     for &flags in attempts {
         let mut builder = IoUring::builder();
         builder
-            .setup_cqsize(entries.saturating_mul(4))
+            .setup_cqsize(entries.saturating_mul(CQ_PER_SQ_ENTRY))
             .setup_clamp();
         if flags.single_issuer {
             builder.setup_single_issuer().setup_r_disabled();
