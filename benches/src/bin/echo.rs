@@ -7,7 +7,8 @@
 //! cargo run --release -p loom-benches --bin echo -- [OPTIONS]
 //!
 //!   --impl a,b,..   servers to run (default: loom-io_uring,loom-epoll,tokio,monoio,may,
-//!                   raw-io_uring,raw-epoll)
+//!                   raw-io_uring,raw-epoll; also loom-io_uring-balanced,
+//!                   loom-epoll-balanced, see --server-threads)
 //!   --msg  n,..     message sizes in bytes (default: 64,4096)
 //!   --conns n,..    connection counts (default: 1,16,256; 256 with --strace)
 //!   --secs s        measured window per measurement (default: 1)
@@ -99,7 +100,10 @@
 //! With `--server-threads N` (N > 1) each server runs N threads (tokio: a
 //! `multi_thread` runtime with N workers; monoio: N threads, each its own
 //! runtime and its own `SO_REUSEPORT` listener on the same port; may: N
-//! workers; loom: see `loom_multi_loop_server` in the servers module) and
+//! workers; loom: N loops with an `SO_REUSEPORT` listener each, see
+//! `loom_multi_loop_server` in the servers module; `loom-*-balanced`: N
+//! loops and one listener whose connections `TcpListener::serve_balanced`
+//! hands to the least-loaded loop, see `loom_balanced_server`) and
 //! is not pinned to one CPU: it may run on CPUs `0..N`, which include the
 //! load generator's CPU 1, so the client shares those cores with the
 //! server (a note on stderr says so). Result lines then carry
@@ -243,7 +247,8 @@ const USAGE: &str = "usage: echo [--impl a,b] [--msg 64,4096] [--conns 1,16,256]
 [--warmup S] [--rounds N] [--retries N] [--server-threads N] [--quick] [--strace] \
 [--idle-rss N]
        echo --server <impl> [--threads N]   (internal: run one server)
-impls: loom-io_uring, loom-epoll, tokio, monoio, may, raw-io_uring, raw-epoll";
+impls: loom-io_uring, loom-epoll, tokio, monoio, may, raw-io_uring, raw-epoll,
+       loom-io_uring-balanced, loom-epoll-balanced";
 
 // -------------------------------------------------------------- options ----
 

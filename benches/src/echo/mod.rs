@@ -52,10 +52,17 @@ pub enum Impl {
     /// The epoll floor: no runtime, bare edge-triggered epoll (one thread
     /// only).
     RawEpoll,
+    /// loom on io_uring, with N server threads: one listener whose
+    /// connections go to the least-loaded loop
+    /// (`TcpListener::serve_balanced`) instead of one `SO_REUSEPORT`
+    /// listener per loop. The same as `LoomIoUring` with one thread.
+    LoomIoUringBalanced,
+    /// The same on epoll.
+    LoomEpollBalanced,
 }
 
 impl Impl {
-    /// Every implementation, in the default order.
+    /// Every implementation a plain run measures, in the default order.
     pub const ALL: [Impl; 7] = [
         Impl::LoomIoUring,
         Impl::LoomEpoll,
@@ -64,6 +71,21 @@ impl Impl {
         Impl::May,
         Impl::RawIoUring,
         Impl::RawEpoll,
+    ];
+
+    /// Every implementation `--impl` accepts: [`Impl::ALL`] and the
+    /// balanced-accept variants, which differ from plain loom only with
+    /// `--server-threads` above 1.
+    pub const NAMED: [Impl; 9] = [
+        Impl::LoomIoUring,
+        Impl::LoomEpoll,
+        Impl::Tokio,
+        Impl::Monoio,
+        Impl::May,
+        Impl::RawIoUring,
+        Impl::RawEpoll,
+        Impl::LoomIoUringBalanced,
+        Impl::LoomEpollBalanced,
     ];
 
     /// The name used on the command line and in the output.
@@ -76,6 +98,8 @@ impl Impl {
             Impl::May => "may",
             Impl::RawIoUring => "raw-io_uring",
             Impl::RawEpoll => "raw-epoll",
+            Impl::LoomIoUringBalanced => "loom-io_uring-balanced",
+            Impl::LoomEpollBalanced => "loom-epoll-balanced",
         }
     }
 }
@@ -90,11 +114,11 @@ impl FromStr for Impl {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Impl, String> {
-        Impl::ALL
+        Impl::NAMED
             .into_iter()
             .find(|i| i.name() == s)
             .ok_or_else(|| {
-                let names: Vec<_> = Impl::ALL.iter().map(|i| i.name()).collect();
+                let names: Vec<_> = Impl::NAMED.iter().map(|i| i.name()).collect();
                 format!("unknown impl {s:?} (expected one of {})", names.join(", "))
             })
     }

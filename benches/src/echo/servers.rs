@@ -19,7 +19,9 @@
 //! listener on the same port (`SO_REUSEPORT`: the kernel spreads incoming
 //! connections over the listeners by a hash of the 4-tuple, so the split
 //! need not be even); may runs that many workers; loom runs that many
-//! loops, each with its own `SO_REUSEPORT` listener, like monoio.
+//! loops, each with its own `SO_REUSEPORT` listener, like monoio — or,
+//! as `loom-*-balanced`, one listener on loop 0 whose connections
+//! `serve_balanced` hands to the loop serving the fewest.
 
 use std::io::{self, Read, Write};
 use std::sync::mpsc;
@@ -46,7 +48,16 @@ pub fn serve(imp: Impl, threads: usize, report: Report) -> io::Result<()> {
         Impl::LoomEpoll if threads > 1 => {
             loom_multi_loop_server(loom::rt::Backend::Epoll, threads, report)
         }
-        Impl::LoomIoUring => loom_server(loom::rt::Backend::IoUring, report),
+        Impl::LoomIoUringBalanced if threads > 1 => {
+            loom_balanced_server(loom::rt::Backend::IoUring, threads, report)
+        }
+        Impl::LoomEpollBalanced if threads > 1 => {
+            loom_balanced_server(loom::rt::Backend::Epoll, threads, report)
+        }
+        Impl::LoomIoUring | Impl::LoomIoUringBalanced => {
+            loom_server(loom::rt::Backend::IoUring, report)
+        }
+        Impl::LoomEpollBalanced => loom_server(loom::rt::Backend::Epoll, report),
         Impl::LoomEpoll => loom_server(loom::rt::Backend::Epoll, report),
         Impl::Tokio => tokio_server(threads, report),
         Impl::Monoio if threads > 1 => monoio_multi_server(threads, report),
@@ -92,21 +103,45 @@ fn loom_multi_loop_server(
     })
 }
 
+/// loom on `backend` with `threads` loops and one listener, on loop 0:
+/// `serve_balanced` hands each connection to the loop serving the fewest.
+fn loom_balanced_server(
+    backend: loom::rt::Backend,
+    threads: usize,
+    report: Report,
+) -> io::Result<()> {
+    let rt = loom_builder(backend).threads(threads).build()?;
+    loom_check_limit(&rt);
+    rt.run(move || -> io::Result<()> {
+        let listener = loom::net::TcpListener::bind("127.0.0.1:0")?;
+        report(listener.local_addr()?.port());
+        listener.serve_balanced(|mut stream| {
+            // A failing connection only ends that connection.
+            let _ = stream
+                .set_nodelay(true)
+                .and_then(|()| loom_echo(&mut stream));
+        })
+    })
+}
+
 /// Accepts forever, one echo fiber per connection on the current loop.
 fn loom_accept_loop(listener: &loom::net::TcpListener) -> io::Result<()> {
     loop {
         let (mut stream, _peer) = listener.accept()?;
         stream.set_nodelay(true)?;
-        loom::spawn(move || -> io::Result<()> {
-            let mut buf = [0u8; SERVER_BUF];
-            loop {
-                let n = stream.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                stream.write_all(&buf[..n])?;
-            }
-        });
+        loom::spawn(move || loom_echo(&mut stream));
+    }
+}
+
+/// One loom connection's echo loop, until the peer closes.
+fn loom_echo(stream: &mut loom::net::TcpStream) -> io::Result<()> {
+    let mut buf = [0u8; SERVER_BUF];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream.write_all(&buf[..n])?;
     }
 }
 
