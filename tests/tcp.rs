@@ -80,42 +80,6 @@ fn echo_1000_connections() {
     echo_round_trips(1000, 3, 64);
 }
 
-/// With more fibers on the loop than io_uring's `EAGER_FIBERS` (2048),
-/// sends are first tried as plain system calls; once the socket's buffer
-/// is full they go through the ring again. An 8 MiB write does both, and
-/// every byte arrives in order.
-#[test]
-fn sends_beside_thousands_of_fibers_lose_nothing() {
-    loom_tests::on_each_backend_with(
-        |b| b.fibers(2600),
-        || {
-            let sleepers: Vec<_> = (0..2500)
-                .map(|_| loom::spawn(|| loom::time::sleep(Duration::from_secs(60)).is_err()))
-                .collect();
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let data = pattern(11, 8 << 20);
-            let expected = checksum(&data);
-            let reader = loom::spawn(move || {
-                let (mut stream, _) = listener.accept().unwrap();
-                let mut received = Vec::new();
-                stream.read_to_end(&mut received).unwrap();
-                received
-            });
-            let mut stream = TcpStream::connect(addr).unwrap();
-            stream.write_all(&data).unwrap();
-            stream.shutdown(Shutdown::Write).unwrap();
-            let received = reader.join().unwrap();
-            assert_eq!(received.len(), data.len());
-            assert_eq!(checksum(&received), expected);
-            for sleeper in sleepers {
-                sleeper.cancel();
-                assert!(sleeper.join().unwrap(), "cancelled, not slept out");
-            }
-        },
-    );
-}
-
 #[test]
 fn large_writes_and_partial_reads() {
     on_each_backend(|| {

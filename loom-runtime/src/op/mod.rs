@@ -74,14 +74,6 @@ pub(crate) trait Op {
     /// thread-bound state).
     fn attempt(&mut self) -> io::Result<u32>;
 
-    /// One attempt that never waits — not even on a blocking descriptor —
-    /// for ops a completion backend may run inline instead of through its
-    /// queue (`uring::EAGER_FIBERS`): `None` for ops without one, else the
-    /// result, `WouldBlock` meaning "queue it after all".
-    fn attempt_now(&mut self) -> Option<io::Result<u32>> {
-        None
-    }
-
     /// Whether an attempt that succeeded with `n` shows the source has
     /// nothing more to give right now, so a poll backend can wait for the
     /// next readiness event instead of paying for an attempt that would

@@ -141,17 +141,6 @@ impl Op for Send<'_> {
         ))?;
         Ok(n as u32)
     }
-
-    fn attempt_now(&mut self) -> Option<io::Result<u32>> {
-        // SAFETY: `buf` is valid for `len` bytes for the op's lifetime.
-        let n = syscall!(send(
-            self.fd,
-            self.buf.cast(),
-            self.len as usize,
-            self.flags | libc::MSG_DONTWAIT
-        ));
-        Some(n.map(|n| n as u32))
-    }
 }
 
 /// `read(2)` at the file position (sockets and pipes: `readiness` Read;

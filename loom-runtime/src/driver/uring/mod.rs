@@ -43,16 +43,6 @@ const UNARMED_WAIT: Duration = Duration::from_millis(1);
 /// `user_data` of the pending read on the remote-wake eventfd.
 const WAKE: u64 = 1;
 
-/// Fibers on a loop above which a send is first tried as a plain
-/// non-blocking system call (`Op::attempt_now`), and queued only if the
-/// socket's buffer is full. Through the ring, a send costs its fiber a
-/// suspend and a resume; with thousands of fibers their stacks no longer
-/// stay in the CPU's caches and TLB, and that resume costs more than the
-/// system call (measured with the echo bench: 10 000 connections, 7.7 →
-/// 6.5 µs of server CPU per message; level at 1 000, 3% worse at 256 —
-/// docs/PERFORMANCE.md, "io_uring fast paths").
-pub(crate) const EAGER_FIBERS: usize = 2048;
-
 /// Where a finished operation's result is written: lives on the waiting
 /// fiber's stack, next to the op. Its address is the op's io_uring
 /// `user_data`, so it must stay put until the completion has been reaped
@@ -135,15 +125,6 @@ impl Uring {
         op: &mut O,
         deadline: Option<Deadline>,
     ) -> io::Result<u32> {
-        if host.sched().unfinished_count() > EAGER_FIBERS
-            && let Some(result) = op.attempt_now()
-        {
-            match result {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                result => return result,
-            }
-        }
         let me = host.sched().current().expect("checked by run");
         // SAFETY: the running fiber's block is valid while it runs.
         let control = unsafe { me.as_ref() };
