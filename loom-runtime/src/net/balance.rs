@@ -88,9 +88,8 @@ impl TcpListener {
     /// The alternative, one [`reuse_port`](super::ListenOptions::reuse_port)
     /// listener per loop, costs no hand-off but lets the kernel split the
     /// connections by a hash, which is uneven for a few connections.
-    /// Here a connection handed to another loop travels through its
-    /// mailbox; [`crate::spawn_on`] recycles its blocks, so a steady flow
-    /// of connections allocates nothing per connection.
+    /// Here a connection handed to another loop travels through that
+    /// loop's mailbox, in a block [`crate::spawn_on`] recycles.
     ///
     /// A connection whose fiber cannot be created (no stack left) is
     /// closed, with a warning in the log. Errors that concern one
