@@ -103,6 +103,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "lib",
             "rt",
             "rt/cross",
+            "rt/spawn_slots",
             "rt/metrics",
             "fiber",
             "fiber/join",

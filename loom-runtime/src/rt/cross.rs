@@ -7,13 +7,12 @@
 //! share: the message that carries the closure, followed by the packet the
 //! result comes back in, reference-counted by the handle and the fiber.
 //! Blocks are recycled, not freed: each thread keeps a cache of them
-//! ([`SlotCache`]) and a block goes back to the cache of the thread that
+//! (`rt/spawn_slots.rs`) and a block goes back to the cache of the thread that
 //! took it, from whichever thread lets go of it last. In steady state a
 //! `spawn_on` therefore allocates nothing; a closure and result too big
-//! for a block, or more than [`MAX_CACHED_SLOTS`] blocks in use at once
+//! for a block, or more than `MAX_CACHED_SLOTS` blocks in use at once
 //! from one thread, fall back to one heap allocation per spawn.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -27,11 +26,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 
-use crate::driver::mailbox::{Drain, Mailbox, Node};
 use crate::driver::remote::{Envelope, Remote};
 use crate::fiber::JoinHandle;
 use crate::rt::current;
 use crate::rt::event_loop::{EventLoop, opened_on};
+use crate::rt::spawn_slots::{SLOT_ALIGN, SLOT_JOB_BYTES, Slot, give_back_slot, take_slot};
 use crate::sched::Scheduler;
 use crate::stack::control::{FiberControl, FiberName};
 use crate::sync::flavour::{RawLock, SharedLock};
@@ -384,137 +383,6 @@ where
                 drop(handle);
             }
             Err(e) => packet.finish(Err(Box::new(e))),
-        }
-    }
-}
-
-/// Bytes of a [`Slot`] a [`SpawnJob`] may use: room for the packet, its
-/// envelope and a closure of a few hundred bytes.
-const SLOT_JOB_BYTES: usize = 448;
-/// A [`Slot`]'s alignment: its own cache lines.
-const SLOT_ALIGN: usize = 64;
-/// The most slots one thread creates. Past that, `spawn_on`s from the
-/// thread while all of them are in use allocate their block instead.
-pub(crate) const MAX_CACHED_SLOTS: usize = 1024;
-
-/// A recycled block for one `spawn_on`: a [`SpawnJob`] while in use; while
-/// cached, its first bytes are the free list's mailbox `Node` (where a
-/// job's envelope has its own).
-#[repr(C, align(64))]
-struct Slot {
-    job: [MaybeUninit<u8>; SLOT_JOB_BYTES],
-    /// The cache of the thread that made the slot: where it goes back.
-    home: Arc<SlotHome>,
-}
-
-/// Where slots come back to their thread's cache, from any thread. A
-/// mailbox is exactly that: a multi-producer stack the owner takes whole,
-/// closed (refusing returns, which then free the slot) when the owner
-/// thread exits. Its sleeping handshake is unused.
-struct SlotHome {
-    returned: Mailbox,
-}
-
-/// A thread's cache of [`Slot`]s.
-struct SlotCache {
-    home: Arc<SlotHome>,
-    /// Slots taken back from `home`, not handed out again yet.
-    free: RefCell<Drain>,
-    /// Slots this thread created (at most [`MAX_CACHED_SLOTS`]).
-    created: Cell<usize>,
-}
-
-thread_local! {
-    static SLOTS: SlotCache = SlotCache::new();
-}
-
-impl SlotCache {
-    fn new() -> SlotCache {
-        let home = Arc::new(SlotHome {
-            returned: Mailbox::new(),
-        });
-        let free = RefCell::new(home.returned.take_all());
-        SlotCache {
-            home,
-            free,
-            created: Cell::new(0),
-        }
-    }
-
-    fn take(&self) -> Option<NonNull<Slot>> {
-        let mut free = self.free.borrow_mut();
-        let node = match free.next() {
-            Some(node) => Some(node),
-            None => {
-                *free = self.home.returned.take_all();
-                free.next()
-            }
-        };
-        if let Some(node) = node {
-            return Some(node.cast::<Slot>());
-        }
-        let slot = self.create()?;
-        // A spare: a spawn that starts right after a join may find the
-        // previous block still on its way back from the other loop (its
-        // fiber let go of it last), and should not allocate for that.
-        if let Some(spare) = self.create() {
-            // SAFETY: a fresh slot nobody references.
-            unsafe { give_back_slot(spare) };
-        }
-        Some(slot)
-    }
-
-    /// A new slot, unless this thread made [`MAX_CACHED_SLOTS`] already.
-    fn create(&self) -> Option<NonNull<Slot>> {
-        if self.created.get() >= MAX_CACHED_SLOTS {
-            return None;
-        }
-        self.created.set(self.created.get() + 1);
-        let slot = Box::new(Slot {
-            job: [MaybeUninit::uninit(); SLOT_JOB_BYTES],
-            home: Arc::clone(&self.home),
-        });
-        Some(NonNull::from(Box::leak(slot)))
-    }
-}
-
-impl Drop for SlotCache {
-    fn drop(&mut self) {
-        // SAFETY: cached slots are leaked boxes nobody else references (a
-        // slot in use is not in the cache); `Drain` reads a node's link
-        // before returning it, so each may be freed at once.
-        let free =
-            |node: NonNull<Node>| unsafe { drop(Box::from_raw(node.cast::<Slot>().as_ptr())) };
-        self.free.get_mut().for_each(free);
-        self.home.returned.close().for_each(free);
-    }
-}
-
-/// A free slot from this thread's cache, or `None` (the cache is at its
-/// limit, or the thread is exiting).
-fn take_slot() -> Option<NonNull<Slot>> {
-    SLOTS.try_with(SlotCache::take).ok().flatten()
-}
-
-/// Returns `slot` to the cache of the thread that made it — or frees it,
-/// if that thread has exited.
-///
-/// # Safety
-/// `slot` is a leaked `Box<Slot>` that nothing references any more.
-unsafe fn give_back_slot(slot: NonNull<Slot>) {
-    let node = slot.cast::<Node>();
-    // Our own reference: once the push below publishes the slot, its owner
-    // may free it — and with it the slot's reference to `home` — while
-    // `push` still reads the mailbox.
-    // SAFETY: the slot is ours (contract) and initialised.
-    let home = Arc::clone(unsafe { &(*slot.as_ptr()).home });
-    // SAFETY: the slot is ours (contract); its first bytes become the free
-    // list's node, which the push hands to the owner; on refusal it is
-    // still ours to free.
-    unsafe {
-        node.write(Node::new());
-        if home.returned.push(node).is_err() {
-            drop(Box::from_raw(slot.as_ptr()));
         }
     }
 }

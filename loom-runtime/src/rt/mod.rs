@@ -11,6 +11,7 @@ pub(crate) mod cross;
 pub(crate) mod current;
 pub(crate) mod event_loop;
 mod metrics;
+mod spawn_slots;
 mod stall;
 
 use std::fmt;
