@@ -73,20 +73,10 @@ impl Impl {
         Impl::RawEpoll,
     ];
 
-    /// Every implementation `--impl` accepts: [`Impl::ALL`] and the
-    /// balanced-accept variants, which differ from plain loom only with
+    /// The balanced-accept variants: `--impl` accepts them besides
+    /// [`Impl::ALL`]; they differ from plain loom only with
     /// `--server-threads` above 1.
-    pub const NAMED: [Impl; 9] = [
-        Impl::LoomIoUring,
-        Impl::LoomEpoll,
-        Impl::Tokio,
-        Impl::Monoio,
-        Impl::May,
-        Impl::RawIoUring,
-        Impl::RawEpoll,
-        Impl::LoomIoUringBalanced,
-        Impl::LoomEpollBalanced,
-    ];
+    pub const BALANCED: [Impl; 2] = [Impl::LoomIoUringBalanced, Impl::LoomEpollBalanced];
 
     /// The name used on the command line and in the output.
     pub fn name(self) -> &'static str {
@@ -114,12 +104,10 @@ impl FromStr for Impl {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Impl, String> {
-        Impl::NAMED
-            .into_iter()
-            .find(|i| i.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Impl::NAMED.iter().map(|i| i.name()).collect();
-                format!("unknown impl {s:?} (expected one of {})", names.join(", "))
-            })
+        let named = || Impl::ALL.iter().chain(&Impl::BALANCED);
+        named().find(|i| i.name() == s).copied().ok_or_else(|| {
+            let names: Vec<_> = named().map(|i| i.name()).collect();
+            format!("unknown impl {s:?} (expected one of {})", names.join(", "))
+        })
     }
 }

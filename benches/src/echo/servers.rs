@@ -63,8 +63,12 @@ pub fn serve(imp: Impl, threads: usize, report: Report) -> io::Result<()> {
         Impl::Monoio if threads > 1 => monoio_multi_server(threads, report),
         Impl::Monoio => monoio_server(report),
         Impl::May => may_server(threads, report),
-        Impl::RawIoUring => super::floor::uring::serve(threads, report),
-        Impl::RawEpoll => super::floor::epoll::serve(threads, report),
+        Impl::RawIoUring | Impl::RawEpoll if threads > 1 => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{imp} is single-threaded"),
+        )),
+        Impl::RawIoUring => super::floor::uring::serve(report),
+        Impl::RawEpoll => super::floor::epoll::serve(report),
     }
 }
 
@@ -79,8 +83,7 @@ fn loom_multi_loop_server(
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let rt = loom_builder(backend).threads(threads).build()?;
-    loom_check_limit(&rt);
+    let rt = loom_runtime(backend, threads)?;
     rt.run(move || -> io::Result<()> {
         let options = loom::net::ListenOptions::new().reuse_port(true);
         let first = loom::net::TcpListener::bind_with("127.0.0.1:0", &options)?;
@@ -110,8 +113,7 @@ fn loom_balanced_server(
     threads: usize,
     report: Report,
 ) -> io::Result<()> {
-    let rt = loom_builder(backend).threads(threads).build()?;
-    loom_check_limit(&rt);
+    let rt = loom_runtime(backend, threads)?;
     rt.run(move || -> io::Result<()> {
         let listener = loom::net::TcpListener::bind("127.0.0.1:0")?;
         report(listener.local_addr()?.port());
@@ -155,27 +157,25 @@ fn loom_echo(stream: &mut loom::net::TcpStream) -> io::Result<()> {
 /// server then says so on stderr.
 const LOOM_MAX_FIBERS: usize = 64 * 1024;
 
-/// A loom runtime builder with the bench's fiber limit
-/// ([`LOOM_MAX_FIBERS`]); everything else is loom's default.
-fn loom_builder(backend: loom::rt::Backend) -> loom::rt::Builder {
-    loom::Runtime::builder()
+/// A loom runtime on `backend` with `threads` loops and the bench's fiber
+/// limit ([`LOOM_MAX_FIBERS`]); everything else is loom's default. Notes
+/// on stderr when the stack budget caps it lower.
+fn loom_runtime(backend: loom::rt::Backend, threads: usize) -> io::Result<loom::Runtime> {
+    let rt = loom::Runtime::builder()
         .backend(backend)
+        .threads(threads)
         .max_fibers(LOOM_MAX_FIBERS)
-}
-
-/// Notes on stderr when the stack budget caps loom below
-/// [`LOOM_MAX_FIBERS`].
-fn loom_check_limit(rt: &loom::Runtime) {
+        .build()?;
     let limit = rt.fiber_limit();
     if limit < LOOM_MAX_FIBERS {
         eprintln!("note: loom can hold only {limit} fibers per loop here (stack budget)");
     }
+    Ok(rt)
 }
 
 /// loom on `backend`, one fiber per connection.
 fn loom_server(backend: loom::rt::Backend, report: Report) -> io::Result<()> {
-    let rt = loom_builder(backend).build()?;
-    loom_check_limit(&rt);
+    let rt = loom_runtime(backend, 1)?;
     rt.run(move || -> io::Result<()> {
         let listener = loom::net::TcpListener::bind("127.0.0.1:0")?;
         report(listener.local_addr()?.port());

@@ -179,15 +179,8 @@ impl Server {
 ///
 /// # Errors
 ///
-/// [`io::ErrorKind::Unsupported`] for more than one thread; failing to
-/// bind or to create the epoll instance; a failing `epoll_wait`.
-pub fn serve(threads: usize, report: Report) -> io::Result<()> {
-    if threads > 1 {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "raw-epoll is single-threaded",
-        ));
-    }
+/// Failing to bind or to create the epoll instance; a failing `epoll_wait`.
+pub fn serve(report: Report) -> io::Result<()> {
     let listener = listener()?;
     listener.set_nonblocking(true)?;
     // SAFETY: plain syscall; the fd it returns is owned right below.

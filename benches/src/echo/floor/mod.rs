@@ -8,8 +8,8 @@
 //! * [`epoll`] — `raw-epoll`: edge-triggered epoll, non-blocking
 //!   `read` / `write`, one `epoll_wait` per loop turn.
 //!
-//! Both are single-threaded (with more than one server thread they return
-//! [`io::ErrorKind::Unsupported`]), keep one [`SERVER_BUF`] buffer per
+//! Both are single-threaded (`servers::serve` refuses them more than one
+//! server thread, with [`io::ErrorKind::Unsupported`]), keep one [`SERVER_BUF`] buffer per
 //! connection in a slab indexed by connection number, set `TCP_NODELAY`,
 //! echo every byte back (finishing short writes before reading again),
 //! close a connection on EOF or any error on it, and run forever.

@@ -276,15 +276,8 @@ fn build_ring() -> io::Result<IoUring> {
 ///
 /// # Errors
 ///
-/// [`io::ErrorKind::Unsupported`] for more than one thread; failing to
-/// bind or to set up the ring; a failing `io_uring_enter`.
-pub fn serve(threads: usize, report: Report) -> io::Result<()> {
-    if threads > 1 {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "raw-io_uring is single-threaded",
-        ));
-    }
+/// Failing to bind or to set up the ring; a failing `io_uring_enter`.
+pub fn serve(report: Report) -> io::Result<()> {
     let listener = listener()?;
     let mut ring = build_ring()?;
     let (submitter, sq, mut cq) = ring.split();
