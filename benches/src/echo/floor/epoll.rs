@@ -12,7 +12,7 @@
 //! that edge (taking `EPOLLOUT` off again once the rest is out). EOF or any
 //! error closes the connection (closing the fd removes it from epoll).
 //!
-//! One `epoll_wait` per loop turn, with room for [`MAX_EVENTS`] events. An
+//! One `epoll_wait` per loop turn, with room for `MAX_EVENTS` events. An
 //! event for a slot closed and reused earlier in the same batch reaches
 //! the new connection, which then just finds nothing to read.
 
